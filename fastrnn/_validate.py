@@ -1,0 +1,64 @@
+"""Checks on what users hand the public API, before anything reaches C.
+
+Each failure is a ValueError or TypeError naming the argument, what was
+expected and what was given. Real numeric input of another dtype or layout is
+converted once, as PyTorch users expect."""
+import operator
+
+import numpy as np
+
+FLOAT_DTYPES = (np.dtype(np.float32), np.dtype(np.float64))
+
+
+def as_dtype(dtype):
+    try:
+        d = np.dtype(dtype)
+    except TypeError:
+        raise TypeError(f"dtype: expected float32 or float64, got {dtype!r}") from None
+    if d not in FLOAT_DTYPES:
+        raise TypeError(f"dtype: expected float32 or float64, got {d}")
+    return d
+
+
+def as_real_array(a, name, dtype):
+    """`a` as a C-contiguous array of `dtype`; refuses what is not real numbers."""
+    try:
+        arr = np.asarray(a)
+    except Exception as e:  # e.g. a torch tensor that requires grad
+        raise TypeError(f"{name}: expected an array of real numbers, got {type(a).__name__} ({e})") from None
+    if arr.dtype.kind not in "fiu":
+        raise TypeError(f"{name}: expected an array of real numbers, got dtype {arr.dtype}")
+    return np.ascontiguousarray(arr, dtype=dtype)
+
+
+def positive_int(value, name, minimum=1):
+    try:
+        v = operator.index(value)
+    except TypeError:
+        raise TypeError(f"{name}: expected an integer, got {type(value).__name__}") from None
+    if v < minimum:
+        raise ValueError(f"{name}: expected an integer >= {minimum}, got {v}")
+    return v
+
+
+def as_lengths(lengths, B, T):
+    """Per-sequence lengths as int32 (B,), each in [0, T]."""
+    try:
+        arr = np.asarray(lengths)
+    except Exception as e:
+        raise TypeError(f"lengths: expected integers, got {type(lengths).__name__} ({e})") from None
+    if arr.dtype.kind not in "iu":
+        raise TypeError(f"lengths: expected integers, got dtype {arr.dtype}")
+    if arr.shape != (B,):
+        raise ValueError(f"lengths: expected {B} lengths (one per sequence), got shape {arr.shape}")
+    if B and (arr.min() < 0 or arr.max() > T):
+        raise ValueError(f"lengths: expected values in [0, {T}] (T = {T}), got min {arr.min()} max {arr.max()}")
+    return np.ascontiguousarray(arr, dtype=np.int32)
+
+
+def as_state(h, name, shape, dtype):
+    """An initial state of exactly `shape`, as a fresh contiguous array."""
+    arr = as_real_array(h, name, dtype)
+    if arr.shape != shape:
+        raise ValueError(f"{name}: expected shape {shape}, got {arr.shape}")
+    return arr

@@ -1,0 +1,127 @@
+"""One step of a cell: RNNCell, LSTMCell, GRUCell, as PyTorch's cells, with
+their parameter names weight_ih, weight_hh, bias_ih, bias_hh (+ weight_peep)."""
+import numpy as np
+
+from . import _core
+from ._validate import as_dtype, as_real_array, as_state, positive_int
+from .layers import GATES, run_direction
+from .module import Module
+
+
+class _CellBase(Module):
+    def __init__(self, input_size, hidden_size, bias=True, dtype=np.float32, seed=None, **options):
+        self._configure(input_size=input_size, hidden_size=hidden_size, bias=bias, dtype=dtype,
+                        **options)
+        self._init_params(seed)
+
+    def _configure(self, input_size, hidden_size, bias=True, dtype="float32", **options):
+        self.input_size = positive_int(input_size, "input_size")
+        self.hidden_size = positive_int(hidden_size, "hidden_size")
+        self.bias = bool(bias)
+        self.dtype = as_dtype(dtype)
+        self._configure_cell(**options)
+
+    def _param_shapes(self):
+        G, H = GATES[self._cell], self.hidden_size
+        shapes = {"weight_ih": (G * H, self.input_size), "weight_hh": (G * H, H)}
+        if self.bias:
+            shapes.update(bias_ih=(G * H,), bias_hh=(G * H,))
+        if getattr(self, "peephole", False):
+            shapes["weight_peep"] = (3 * H,)
+        return shapes
+
+    def config(self):
+        return dict(input_size=self.input_size, hidden_size=self.hidden_size, bias=self.bias,
+                    dtype=self.dtype.name, **self._cell_config())
+
+    def __repr__(self):
+        extra = "".join(f", {k}={v!r}" for k, v in self._cell_config().items())
+        return (f"{type(self).__name__}({self.input_size}, {self.hidden_size}, bias={self.bias}"
+                f"{extra}, dtype={self.dtype.name})")
+
+    def _step(self, x, h, c):
+        """x (B, I) or (I,); h, c (B, H) / (H,) or None -> new (h, c)."""
+        x = as_real_array(x, "x", self.dtype)
+        if x.ndim not in (1, 2) or x.shape[-1] != self.input_size:
+            raise ValueError(f"x: expected shape (B, {self.input_size}) or ({self.input_size},), "
+                             f"got {x.shape}")
+        unbatched = x.ndim == 1
+        B, H = (1 if unbatched else x.shape[0]), self.hidden_size
+        shape = (H,) if unbatched else (B, H)
+        lstm = self._cell == _core.LSTM
+        h0 = None if h is None else as_state(h, "state (h)" if not lstm else "state[0] (h)", shape,
+                                             self.dtype).reshape(B, H)
+        c0 = None if c is None else as_state(c, "state[1] (c)", shape, self.dtype).reshape(B, H)
+        h_n = np.empty((B, H), self.dtype)
+        c_n = np.empty((B, H), self.dtype) if lstm else None
+        y = np.empty((1, B, H), self.dtype)
+        run_direction(self._cell, self._params, "", x.reshape(1, B, -1), h0, c0, None, False,
+                      y, h_n, c_n, getattr(self, "peephole", False),
+                      getattr(self, "linear_before_reset", True))
+        if unbatched:
+            return h_n[0], (None if c_n is None else c_n[0])
+        return h_n, c_n
+
+
+class RNNCell(_CellBase):
+    """h' = tanh or relu(W_ih x + b_ih + W_hh h + b_hh)."""
+
+    def __init__(self, input_size, hidden_size, bias=True, nonlinearity="tanh",
+                 dtype=np.float32, seed=None):
+        super().__init__(input_size, hidden_size, bias, dtype, seed, nonlinearity=nonlinearity)
+
+    def _configure_cell(self, nonlinearity="tanh"):
+        if nonlinearity not in ("tanh", "relu"):
+            raise ValueError(f"nonlinearity: expected 'tanh' or 'relu', got {nonlinearity!r}")
+        self.nonlinearity = nonlinearity
+        self._cell = _core.RNN_TANH if nonlinearity == "tanh" else _core.RNN_RELU
+
+    def _cell_config(self):
+        return {"nonlinearity": self.nonlinearity}
+
+    def __call__(self, x, state=None):
+        """x (B, I) or (I,), state h or None -> h'."""
+        return self._step(x, state, None)[0]
+
+
+class LSTMCell(_CellBase):
+    """One LSTM step, gates i, f, g, o; optional peepholes (weight_peep: i, f, o)."""
+
+    def __init__(self, input_size, hidden_size, bias=True, peephole=False, dtype=np.float32,
+                 seed=None):
+        super().__init__(input_size, hidden_size, bias, dtype, seed, peephole=peephole)
+
+    def _configure_cell(self, peephole=False):
+        self.peephole = bool(peephole)
+        self._cell = _core.LSTM
+
+    def _cell_config(self):
+        return {"peephole": self.peephole}
+
+    def __call__(self, x, state=None):
+        """x (B, I) or (I,), state (h, c) or None -> (h', c')."""
+        if state is None:
+            return self._step(x, None, None)
+        if not isinstance(state, (tuple, list)) or len(state) != 2:
+            raise TypeError(f"state: expected a tuple (h, c), got {type(state).__name__}")
+        return self._step(x, state[0], state[1])
+
+
+class GRUCell(_CellBase):
+    """One GRU step, gates r, z, n (linear_before_reset as in fr.GRU)."""
+
+    def __init__(self, input_size, hidden_size, bias=True, linear_before_reset=True,
+                 dtype=np.float32, seed=None):
+        super().__init__(input_size, hidden_size, bias, dtype, seed,
+                         linear_before_reset=linear_before_reset)
+
+    def _configure_cell(self, linear_before_reset=True):
+        self.linear_before_reset = bool(linear_before_reset)
+        self._cell = _core.GRU
+
+    def _cell_config(self):
+        return {"linear_before_reset": self.linear_before_reset}
+
+    def __call__(self, x, state=None):
+        """x (B, I) or (I,), state h or None -> h'."""
+        return self._step(x, state, None)[0]

@@ -1,0 +1,86 @@
+"""What every fastrnn model shares: named parameters (PyTorch's names),
+state_dict / load_state_dict, and save to .npz."""
+import numpy as np
+
+from . import serialization
+
+
+class Module:
+    """Parameters live in `_params` (name -> ndarray, PyTorch's order) and are
+    also attributes: `lstm.weight_ih_l0`."""
+
+    def _configure(self, **config):
+        """Check and store the constructor arguments (no allocation)."""
+        raise NotImplementedError
+
+    def _param_shapes(self):
+        """name -> shape of every parameter, in PyTorch's order."""
+        raise NotImplementedError
+
+    def _init_params(self, seed):
+        """PyTorch's initialisation: every parameter U(-1/sqrt(H), 1/sqrt(H))."""
+        rng = np.random.default_rng(seed)
+        bound = 1.0 / np.sqrt(self.hidden_size)
+        self._params = {name: rng.uniform(-bound, bound, size=shape).astype(self.dtype)
+                        for name, shape in self._param_shapes().items()}
+        self._params_changed()
+
+    def __getattr__(self, name):
+        params = self.__dict__.get("_params")
+        if params is not None and name in params:
+            return params[name]
+        raise AttributeError(f"{type(self).__name__!r} object has no attribute {name!r}")
+
+    def __setattr__(self, name, value):
+        params = self.__dict__.get("_params")
+        if params is not None and name in params:
+            self.load_state_dict({name: value}, strict=False)
+        else:
+            object.__setattr__(self, name, value)
+
+    def state_dict(self):
+        """name -> a copy of each parameter, in PyTorch's order."""
+        return {name: p.copy() for name, p in self._params.items()}
+
+    def load_state_dict(self, state_dict, strict=True):
+        """Copy parameters in from a dict of arrays (numpy arrays, torch tensors,
+        anything np.asarray takes). Every name and shape is checked before
+        anything is copied; with strict, the keys must match exactly."""
+        if not hasattr(state_dict, "keys"):
+            raise TypeError(f"state_dict: expected a mapping of name -> array, got {type(state_dict).__name__}")
+        keys = list(state_dict.keys())
+        unknown = [k for k in keys if k not in self._params]
+        missing = [k for k in self._params if k not in state_dict]
+        if unknown:
+            raise ValueError(f"state_dict: unknown key(s) {unknown} for {self!r}; expected {list(self._params)}")
+        if strict and missing:
+            raise ValueError(f"state_dict: missing key(s) {missing} for {self!r}")
+        new = {}
+        for k in keys:
+            value = state_dict[k]
+            if hasattr(value, "detach"):  # a torch tensor
+                value = value.detach().cpu().numpy()
+            try:
+                arr = np.asarray(value)
+            except Exception as e:
+                raise TypeError(f"state_dict[{k!r}]: expected an array, got {type(value).__name__} ({e})") from None
+            if arr.dtype.kind not in "fiu":
+                raise TypeError(f"state_dict[{k!r}]: expected real numbers, got dtype {arr.dtype}")
+            want = self._params[k].shape
+            if arr.shape != want:
+                raise ValueError(f"state_dict[{k!r}]: expected shape {want}, got {arr.shape}")
+            new[k] = arr
+        for k, arr in new.items():
+            self._params[k][...] = arr
+        self._params_changed()
+
+    def _params_changed(self):
+        """Hook for what caches derived from the parameters."""
+
+    def config(self):
+        """The constructor arguments that rebuild this model (JSON-able)."""
+        raise NotImplementedError
+
+    def save(self, path):
+        """Write config and parameters to `path` (.npz, no pickle), atomically."""
+        serialization.save(path, type(self).__name__, self.config(), self._params)

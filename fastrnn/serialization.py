@@ -1,0 +1,80 @@
+"""Models on disk: one .npz with each parameter under its PyTorch name and the
+configuration as a JSON string. Loading never unpickles (allow_pickle=False);
+saving goes through a temporary file and an atomic rename, so a crash mid-save
+leaves the old file intact."""
+import json
+import os
+import tempfile
+import zipfile
+
+import numpy as np
+
+FORMAT = "fastrnn"
+VERSION = 1
+CONFIG_KEY = "__fastrnn_config__"
+
+
+def save(path, kind, config, params):
+    path = os.fspath(path)
+    meta = json.dumps({"format": FORMAT, "version": VERSION, "type": kind, "config": config})
+    arrays = dict(params)
+    arrays[CONFIG_KEY] = np.array(meta)
+    folder = os.path.dirname(os.path.abspath(path))
+    fd, tmp = tempfile.mkstemp(prefix=".fastrnn-", suffix=".tmp", dir=folder)
+    try:
+        with os.fdopen(fd, "wb") as f:
+            np.savez(f, **arrays)
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        if os.path.exists(tmp):
+            os.unlink(tmp)
+        raise
+
+
+def load(path):
+    """Read a model saved by `save`: returns the model object."""
+    from . import MODELS
+
+    try:
+        data = np.load(path, allow_pickle=False)
+        if not isinstance(data, np.lib.npyio.NpzFile):
+            raise ValueError("not an .npz archive")
+        with data:
+            if CONFIG_KEY not in data.files:
+                raise ValueError(f"path: {path!r} is an .npz without a fastrnn configuration")
+            meta = json.loads(str(data[CONFIG_KEY][()]))
+            params = {k: data[k] for k in data.files if k != CONFIG_KEY}
+    except ValueError as e:
+        raise ValueError(f"path: cannot load {path!r} as a fastrnn model: {e}") from None
+    except (OSError, EOFError, zipfile.BadZipFile, KeyError) as e:
+        raise ValueError(f"path: cannot load {path!r} as a fastrnn model: {type(e).__name__}: {e}") from None
+    if not isinstance(meta, dict) or meta.get("format") != FORMAT:
+        raise ValueError(f"path: {path!r} is not a fastrnn model file")
+    if meta.get("version") != VERSION:
+        raise ValueError(f"path: {path!r} has format version {meta.get('version')!r}; this fastrnn reads {VERSION}")
+    cls = MODELS.get(meta.get("type"))
+    config = meta.get("config")
+    if cls is None or not isinstance(config, dict):
+        raise ValueError(f"path: {path!r} holds an unknown model type {meta.get('type')!r}")
+    # Check the configuration against the arrays before allocating anything it
+    # describes: a forged config cannot make us allocate more than the file holds.
+    model = cls.__new__(cls)
+    try:
+        model._configure(**config)
+    except TypeError as e:
+        raise ValueError(f"path: {path!r} has a bad configuration: {e}") from None
+    shapes = model._param_shapes()
+    if set(shapes) != set(params):
+        raise ValueError(f"path: {path!r} parameters {sorted(params)} do not match its "
+                         f"configuration, which needs {sorted(shapes)}")
+    for name, shape in shapes.items():
+        if params[name].shape != shape:
+            raise ValueError(f"path: {path!r} parameter {name!r} has shape {params[name].shape}, "
+                             f"its configuration needs {shape}")
+        if params[name].dtype.kind not in "fiu":
+            raise ValueError(f"path: {path!r} parameter {name!r} has dtype {params[name].dtype}")
+    model._params = {name: np.array(params[name], dtype=model.dtype) for name in shapes}
+    model._params_changed()
+    return model
