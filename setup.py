@@ -11,14 +11,16 @@ from Cython.Build import cythonize
 from setuptools import Extension, setup
 
 sources = ["fastrnn/_core.pyx"] + [
-    os.path.join("csrc", f) for f in ("fastrnn.c", "precision_f32.c", "precision_f64.c")
+    os.path.join("csrc", f) for f in ("fastrnn.c", "precision_f32.c", "precision_f64.c", "matmul.c", "optim.c")
 ]
-compile_args = ["-O3", "-fno-math-errno", "-fno-trapping-math"]
-link_args = []
+# OpenMP runs the time loop on several threads (FASTRNN_NO_OPENMP=1: one thread).
+openmp = [] if os.environ.get("FASTRNN_NO_OPENMP") else ["-fopenmp"]
+compile_args = ["-O3", "-fno-math-errno", "-fno-trapping-math"] + openmp
+link_args = list(openmp)
 if os.environ.get("FASTRNN_SANITIZE"):
     flags = ["-fsanitize=address,undefined", "-fno-omit-frame-pointer", "-fno-sanitize-recover=undefined"]
-    compile_args = ["-O1", "-g", "-DFR_NO_CLONES"] + flags
-    link_args = flags
+    compile_args = ["-O1", "-g", "-DFR_NO_CLONES"] + flags + openmp
+    link_args = flags + openmp
 
 core = Extension(
     "fastrnn._core",

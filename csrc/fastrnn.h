@@ -49,6 +49,10 @@ typedef struct {
     const void *w_ih, *w_hh;
     const void *b_ih, *b_hh;   /* NULL when the layer has no bias */
     const void *w_peep;        /* NULL unless peephole */
+    const void *w_ih_packed;   /* fr_pack(w_ih), or NULL: the input projection
+                                  is one BLAS GEMM */
+    const void *w_hh_packed;   /* fr_pack(w_hh), or NULL: fr_forward packs it
+                                  into its workspace on every call */
 } fr_layer;
 
 /* One batch of sequences through one layer-direction. */
@@ -62,12 +66,20 @@ typedef struct {
     void *h_n, *c_n;           /* (B, H) final states; c_n only for LSTM */
     void *cache;               /* NULL for inference; else fr_cache_size elements */
     void *work;                /* fr_work_size elements */
+    int num_threads;           /* threads for the time loop (OpenMP); <= 1: one */
 } fr_sequence;
 
 /* Number of gates G of a cell: 1, 4 or 3. */
 int fr_gates(fr_cell cell);
 
-/* Scratch needed by fr_forward / fr_backward (elements of the dtype). */
+/* A weight matrix W (rows, cols) laid out for fastrnn's products: panels of
+ * 32 rows, k-major, zero padded (matmul.h). A service packs w_ih and w_hh once
+ * per weight set and sets L->w_ih_packed / w_hh_packed; fr_packed_size counts
+ * elements of the dtype. */
+size_t fr_packed_size(int rows, int cols);
+void fr_pack(fr_dtype dtype, int rows, int cols, const void *W, void *packed);
+
+/* Scratch needed by fr_forward (elements of the dtype). */
 size_t fr_work_size(const fr_layer *L, int T, int B);
 
 /* What a training forward keeps for fr_backward (elements), all in time
@@ -80,6 +92,121 @@ size_t fr_cache_size(const fr_layer *L, int T, int B);
 
 /* Forward over the sequence. With seq->cache non-NULL it also fills the cache. */
 void fr_forward(const fr_layer *L, const fr_sequence *seq, const fr_blas *blas);
+
+/* Backward (BPTT) of one layer-direction: what flows in and out along the
+ * sequence. Rows of dy and dx are spaced like y's (row (t, b) at
+ * (t*B + b)*stride), so one direction's half of a bidirectional gradient
+ * works in place. */
+typedef struct {
+    const void *dy; ptrdiff_t dy_stride;   /* (T, B, H) gradient of y, or NULL for zeros;
+                                              ignored where t >= lengths[b] */
+    const void *dh_n, *dc_n;   /* (B, H) gradient of the final states, or NULL for zeros */
+    void *dx; ptrdiff_t dx_stride;         /* (T, B, I) gradient of x, or NULL to skip */
+    int dx_accumulate;         /* 0: dx is overwritten; 1: dx += (a second direction) */
+    void *dh0, *dc0;           /* (B, H) gradient of the initial states, or NULL to skip */
+} fr_sequence_grad;
+
+/* Parameter gradients, shaped as the parameters; ACCUMULATED (+=). Any may
+ * be NULL to skip it (b_ih, b_hh for a layer without bias; w_peep unless
+ * peephole). */
+typedef struct {
+    void *w_ih, *w_hh, *b_ih, *b_hh, *w_peep;
+} fr_grads;
+
+/* Scratch needed by fr_backward (elements of the dtype): the gate gradients
+ * of all T*B rows, W_hh^T twice (plain and packed), a few (B, H) and (G*H)
+ * vectors. */
+size_t fr_backward_work_size(const fr_layer *L, int T, int B);
+
+/* Backward over the sequence, from the cache a training fr_forward filled
+ * with the same L, T, B, reverse, lengths and x (seq->h0, c0, y, h_n, c_n are
+ * not used; seq->work holds fr_backward_work_size elements). Walks the steps
+ * in the opposite order of the forward: per step one fused pass gives the
+ * pre-activation gate gradients and dc, one GEMM gives dh(t-1) (GRU's
+ * original form adds the product through W_hn). After the loop, dW_ih and
+ * dW_hh are one GEMM each over all T*B rows, dx one GEMM, the bias and
+ * peephole gradients one reduction. A row with t >= lengths[b] has zero gate
+ * gradients and passes dh (and dc) through unchanged. */
+void fr_backward(const fr_layer *L, const fr_sequence *seq, const fr_sequence_grad *d,
+                 const fr_grads *g, const fr_blas *blas);
+
+/* ---- Optimizer updates (csrc/optim.c) ----
+ * One fused pass over n elements of a parameter p, its gradient g and the
+ * optimizer's state buffers (same dtype and length), in place, with
+ * torch.optim's exact rules; step counts this parameter's updates from 1. */
+
+/* SGD: buf may be NULL when momentum == 0; first_step != 0 sets buf = g. */
+void fr_sgd_update(fr_dtype dtype, size_t n, void *p, const void *g, void *buf,
+                   double lr, double momentum, double dampening, double weight_decay,
+                   int nesterov, int first_step);
+
+/* Adam (decoupled_weight_decay = 0) or AdamW (1); max_exp_avg_sq non-NULL for amsgrad. */
+void fr_adam_update(fr_dtype dtype, size_t n, void *p, const void *g, void *exp_avg,
+                    void *exp_avg_sq, void *max_exp_avg_sq, double lr, double beta1,
+                    double beta2, double eps, double weight_decay, int decoupled_weight_decay,
+                    long long step);
+
+/* Adagrad: sum is the accumulator (start it at initial_accumulator_value). */
+void fr_adagrad_update(fr_dtype dtype, size_t n, void *p, const void *g, void *sum,
+                       double lr, double lr_decay, double weight_decay, double eps,
+                       long long step);
+
+/* sum of x[i]^2 over n elements, accumulated in double (gradient clipping). */
+double fr_sum_squares(fr_dtype dtype, size_t n, const void *x);
+
+/* ---- Streaming: one time step per call (csrc/stream.inc) ----
+ * A stream runs a stack of num_layers unidirectional layers (layer l > 0
+ * takes layer l-1's h as its input) over a batch of B rows, one time step
+ * per fr_stream_step, keeping every layer's state in between. All layers
+ * share dtype, cell, hidden_size, peephole and linear_before_reset; layer 0
+ * has input_size I, the others H. Each layer's products use w_ih_packed /
+ * w_hh_packed (fr_pack) when set, else BLAS on w_ih / w_hh.
+ *
+ * The caller hands fr_stream_init one block of memory (fr_stream_memory_size
+ * bytes, any alignment); the stream lays out in it its layer table, folded
+ * biases, states and scratch, so a step allocates nothing. The weights stay
+ * the caller's: read-only, shared by any number of streams, and they must
+ * outlive the stream (or the next fr_stream_set_weights). A stream is used by
+ * one thread at a time; streams with their own memory run in parallel. */
+typedef struct {
+    fr_layer layer;            /* this layer's sizes and weights (a copy of the description) */
+    void *bias, *peep;         /* folded biases (G*H + H) and peepholes or zeros (3H) */
+    void *h, *c;               /* (B, H) its state: h, and c for LSTM (else NULL) */
+} fr_stream_layer;
+
+typedef struct {
+    int num_layers, batch;     /* L, B */
+    fr_stream_layer *layers;   /* L entries, in the stream's memory */
+    void *h, *c;               /* (L, B, H) every layer's state, as a layer's h_n / c_n */
+    void *xg, *hg, *rh, *ht;   /* scratch */
+    fr_blas blas;
+} fr_stream;
+
+/* Whether the layers stack into a stream of batch B: 0, or -1 (mismatched
+ * sizes or types, missing weights, B < 1, num_layers < 1). */
+int fr_stream_check(const fr_layer *layers, int num_layers, int B);
+
+/* Bytes of memory a stream of these layers and batch B needs. */
+size_t fr_stream_memory_size(const fr_layer *layers, int num_layers, int B);
+
+/* Lays the stream out in `memory`, takes the layers' weights and zeroes the
+ * state. Returns fr_stream_check's answer (and does nothing on -1). */
+int fr_stream_init(fr_stream *s, const fr_layer *layers, int num_layers, int B, void *memory,
+                   const fr_blas *blas);
+
+/* New weights of the same shapes (e.g. after a training step); keeps the
+ * state. Returns -1 (and changes nothing) if the layers do not match. */
+int fr_stream_set_weights(fr_stream *s, const fr_layer *layers);
+
+/* One time step: x (B, I) in, the top layer's new h (B, H) out into y (or
+ * nowhere when y is NULL); row-major, contiguous. */
+void fr_stream_step(const fr_stream *s, const void *x, void *y);
+
+/* T steps: x (T, B, I), y (T, B, H); the same as T calls of fr_stream_step. */
+void fr_stream_run(const fr_stream *s, int T, const void *x, void *y);
+
+/* Zero the state of batch row `row` in every layer, or of all rows (row < 0). */
+void fr_stream_reset(const fr_stream *s, int row);
 
 #ifdef __cplusplus
 }

@@ -9,6 +9,10 @@
 #define FASTRNN_INTERNAL_H
 
 #include <stddef.h>
+#include <stdint.h>
+#ifdef _OPENMP
+#include <omp.h>
+#endif
 #include "fastrnn.h"
 
 /* Gate loops are compiled for AVX-512, AVX2+FMA and baseline x86-64; the
@@ -19,11 +23,46 @@
 #define FR_VECTORIZE
 #endif
 
+/* The gate loops read and write disjoint ranges: no runtime alias checks. */
+#if defined(__GNUC__) && !defined(__clang__)
+#define FR_IVDEP _Pragma("GCC ivdep")
+#else
+#define FR_IVDEP
+#endif
+
+/* Rows per panel of packed weights (fr_pack_col_block() in matmul.h); threads
+ * split the hidden units in blocks of as many. */
+#define FR_BLOCK 32
+
 #define FR_DECLARE_PRECISION(S)                                                \
     size_t fr_work_size_##S(const fr_layer *L, int T, int B);                  \
     void fr_forward_##S(const fr_layer *L, const fr_sequence *seq, const fr_blas *blas);
 
 FR_DECLARE_PRECISION(f32)
 FR_DECLARE_PRECISION(f64)
+
+/* float64 packing (float32 packs with matmul.c's fr_pack_f32) */
+void pack_rows_f64(int N, int K, const double *W, double *packed);
+
+#define FR_DECLARE_BACKWARD(S)                                                 \
+    size_t fr_backward_work_size_##S(const fr_layer *L, int T, int B);         \
+    void fr_backward_##S(const fr_layer *L, const fr_sequence *seq,            \
+                         const fr_sequence_grad *d, const fr_grads *g, const fr_blas *blas);
+
+FR_DECLARE_BACKWARD(f32)
+FR_DECLARE_BACKWARD(f64)
+
+/* streaming (stream.inc; fastrnn.c checks the layers before these run) */
+#define FR_DECLARE_STREAM(S)                                                   \
+    size_t fr_stream_memory_size_##S(const fr_layer *layers, int num_layers, int B); \
+    void fr_stream_init_##S(fr_stream *s, const fr_layer *layers, int num_layers, int B, \
+                            void *memory, const fr_blas *blas);                \
+    void fr_stream_set_weights_##S(fr_stream *s, const fr_layer *layers);      \
+    void fr_stream_step_##S(const fr_stream *s, const void *x, void *y);       \
+    void fr_stream_run_##S(const fr_stream *s, int T, const void *x, void *y); \
+    void fr_stream_reset_##S(const fr_stream *s, int row);
+
+FR_DECLARE_STREAM(f32)
+FR_DECLARE_STREAM(f64)
 
 #endif

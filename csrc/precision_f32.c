@@ -2,6 +2,7 @@
 #include <string.h>
 #include "internal.h"
 #include "activations.h"
+#include "matmul.h"
 
 #define real float
 #define FN(name) name##_f32
@@ -9,7 +10,25 @@
 #define TANH fr_tanhf
 #define BLAS_GEMM blas->sgemm
 
+#include "gemm.inc"
+
+/* the packed products: the SIMD kernels of matmul.c */
+static void pack_rows_f32(int N, int K, const float *W, float *packed)
+{
+    fr_pack_f32(N, K, W, packed);
+}
+
+static void matmul_packed_f32(const fr_blas *blas, int M, int n0, int n1, int K,
+                              const float *A, int lda, const float *packed, float beta,
+                              float *C, int ldc)
+{
+    (void)blas;
+    fr_matmul_packed_f32(M, n0, n1, K, A, lda, packed, beta, C, ldc);
+}
+
 #include "rnn_cell.inc"
 #include "lstm_cell.inc"
 #include "gru_cell.inc"
 #include "sequence.inc"
+#include "stream.inc"
+#include "sequence_backward.inc"

@@ -9,7 +9,11 @@
 #define TANH fr_tanh
 #define BLAS_GEMM blas->dgemm
 
+#include "gemm.inc"
+#include "packed_gemm.inc"
 #include "rnn_cell.inc"
 #include "lstm_cell.inc"
 #include "gru_cell.inc"
 #include "sequence.inc"
+#include "stream.inc"
+#include "sequence_backward.inc"

@@ -6,10 +6,24 @@
 """
 from .cells import GRUCell, LSTMCell, RNNCell
 from .layers import GRU, LSTM, RNN
+from .stream import Stream
 from .serialization import load
+from .threads import get_num_threads, set_num_threads
+from .embedding import Embedding
+from .linear import Linear
+from .loss import cross_entropy
+from .optim import (SGD, Adagrad, Adam, AdamW, CosineLR, StepLR, clip_grad_norm_,
+                    clip_grad_value_)
+from .tbptt import TBPTT
+from . import interop, onnx  # onnx: fr.onnx.load / save (the onnx package is imported on use)
+from .interop import from_torch
 
 __version__ = "0.1.0"
 
-MODELS = {cls.__name__: cls for cls in (RNN, LSTM, GRU, RNNCell, LSTMCell, GRUCell)}
+MODELS = {cls.__name__: cls for cls in (RNN, LSTM, GRU, RNNCell, LSTMCell, GRUCell,
+                                         Embedding, Linear)}
 
-__all__ = ["RNN", "LSTM", "GRU", "RNNCell", "LSTMCell", "GRUCell", "load"]
+__all__ = ["RNN", "LSTM", "GRU", "RNNCell", "LSTMCell", "GRUCell", "load",
+           "Embedding", "Linear", "cross_entropy", "SGD", "Adam", "AdamW", "Adagrad",
+           "clip_grad_norm_", "clip_grad_value_", "StepLR", "CosineLR", "TBPTT",
+           "from_torch", "interop", "onnx", "Stream"]

@@ -47,7 +47,7 @@ def as_lengths(lengths, B, T):
         arr = np.asarray(lengths)
     except Exception as e:
         raise TypeError(f"lengths: expected integers, got {type(lengths).__name__} ({e})") from None
-    if arr.dtype.kind not in "iu":
+    if arr.dtype.kind not in "iu" and not (arr.size == 0 and arr.dtype.kind == "f"):
         raise TypeError(f"lengths: expected integers, got dtype {arr.dtype}")
     if arr.shape != (B,):
         raise ValueError(f"lengths: expected {B} lengths (one per sequence), got shape {arr.shape}")

@@ -4,11 +4,11 @@ import numpy as np
 
 from . import _core
 from ._validate import as_dtype, as_real_array, as_state, positive_int
-from .layers import GATES, run_direction
+from .layers import GATES, Trainable, run_direction
 from .module import Module
 
 
-class _CellBase(Module):
+class _CellBase(Trainable, Module):
     def __init__(self, input_size, hidden_size, bias=True, dtype=np.float32, seed=None, **options):
         self._configure(input_size=input_size, hidden_size=hidden_size, bias=bias, dtype=dtype,
                         **options)
@@ -39,8 +39,9 @@ class _CellBase(Module):
         return (f"{type(self).__name__}({self.input_size}, {self.hidden_size}, bias={self.bias}"
                 f"{extra}, dtype={self.dtype.name})")
 
-    def _step(self, x, h, c):
-        """x (B, I) or (I,); h, c (B, H) / (H,) or None -> new (h, c)."""
+    def _step(self, x, h, c, trace=None):
+        """x (B, I) or (I,); h, c (B, H) / (H,) or None -> new (h, c). With
+        `trace` (a CellCache) also keeps what backward needs."""
         x = as_real_array(x, "x", self.dtype)
         if x.ndim not in (1, 2) or x.shape[-1] != self.input_size:
             raise ValueError(f"x: expected shape (B, {self.input_size}) or ({self.input_size},), "
@@ -55,12 +56,76 @@ class _CellBase(Module):
         h_n = np.empty((B, H), self.dtype)
         c_n = np.empty((B, H), self.dtype) if lstm else None
         y = np.empty((1, B, H), self.dtype)
+        cache = None
+        if trace is not None:
+            cache = np.empty(_core.cache_size(self._cell, H, 1, B), self.dtype)
+            trace.x, trace.array, trace.B, trace.unbatched = x.reshape(1, B, -1), cache, B, unbatched
         run_direction(self._cell, self._params, "", x.reshape(1, B, -1), h0, c0, None, False,
                       y, h_n, c_n, getattr(self, "peephole", False),
-                      getattr(self, "linear_before_reset", True))
+                      getattr(self, "linear_before_reset", True), cache,
+                      module=self)
         if unbatched:
             return h_n[0], (None if c_n is None else c_n[0])
         return h_n, c_n
+
+
+    # ---------------------------------------------------------------- training
+
+    def _state_parts(self, state, name):
+        """(h, c) of a state given as h, or (h, c) for LSTMCell."""
+        if self._cell != _core.LSTM or state is None:
+            return state, None
+        if not isinstance(state, (tuple, list)) or len(state) != 2:
+            raise TypeError(f"{name}: expected a tuple (h, c), got {type(state).__name__}")
+        return state[0], state[1]
+
+    def forward(self, x, state=None):
+        """Training step: (new state, cache); the state as from calling the
+        cell, `cache` opaque, for `backward` (it keeps a reference to x)."""
+        cache = CellCache(self)
+        h_n, c_n = self._step(x, *self._state_parts(state, "state"), trace=cache)
+        return ((h_n, c_n) if self._cell == _core.LSTM else h_n), cache
+
+    def backward(self, dstate, cache):
+        """Backward of one `forward` step. dstate: gradient w.r.t. the new
+        state, h' or for LSTMCell (h', c') (either may be None). Adds the
+        parameter gradients into `self.grads`; returns (dx, dstate0), the
+        gradients w.r.t. x and the state the step started from (h or (h, c)),
+        shaped as they were."""
+        if not isinstance(cache, CellCache) or cache.model is not self:
+            raise TypeError("cache: expected the cache returned by this cell's forward")
+        B, H, lstm = cache.B, self.hidden_size, self._cell == _core.LSTM
+        shape = (H,) if cache.unbatched else (B, H)
+        dh, dc = self._state_parts(dstate, "dstate")
+        if not lstm and isinstance(dh, (tuple, list)):
+            raise TypeError(f"dstate: expected one array dh for {type(self).__name__}, "
+                            f"got a {type(dh).__name__}")
+        dh = None if dh is None else as_state(dh, "dstate (dh)", shape, self.dtype).reshape(B, H)
+        dc = None if dc is None else as_state(dc, "dstate[1] (dc)", shape, self.dtype).reshape(B, H)
+        dx = np.empty(cache.x.shape, self.dtype)
+        dh0 = np.empty((B, H), self.dtype)
+        dc0 = np.empty((B, H), self.dtype) if lstm else None
+        params, grads = self._params, self.grads
+        _core.layer_backward(self._cell, getattr(self, "peephole", False),
+                             getattr(self, "linear_before_reset", True),
+                             params["weight_ih"], params["weight_hh"], params.get("weight_peep"),
+                             cache.x, None, False, cache.array, None, dh, dc, dx, False, dh0, dc0,
+                             grads["weight_ih"], grads["weight_hh"], grads.get("bias_ih"),
+                             grads.get("bias_hh"), grads.get("weight_peep"))
+        if cache.unbatched:
+            dx, dh0, dc0 = dx[0, 0], dh0[0], (None if dc0 is None else dc0[0])
+        else:
+            dx = dx[0]
+        return dx, ((dh0, dc0) if lstm else dh0)
+
+
+class CellCache:
+    """What a cell's training forward keeps for backward. Opaque to users."""
+
+    __slots__ = ("model", "x", "array", "B", "unbatched")
+
+    def __init__(self, model):
+        self.model = model
 
 
 class RNNCell(_CellBase):

@@ -1,37 +1,86 @@
 """The sequence layers users call: RNN, LSTM, GRU, with PyTorch's
 constructor arguments, parameter names, shapes and results."""
+import warnings
+
 import numpy as np
 
 from . import _core
 from ._validate import as_dtype, as_lengths, as_real_array, as_state, positive_int
 from .module import Module
+from .stream import make_stream
+from .threads import get_num_threads
 
 GATES = {_core.RNN_TANH: 1, _core.RNN_RELU: 1, _core.LSTM: 4, _core.GRU: 3}
 
 
+def _probability(p, name):
+    """A float in [0, 1], as PyTorch checks its dropout."""
+    if isinstance(p, bool) or not isinstance(p, (int, float, np.integer, np.floating)):
+        raise TypeError(f"{name}: expected a number in [0, 1], got {type(p).__name__}")
+    if not 0 <= p <= 1:
+        raise ValueError(f"{name}: expected a number in [0, 1], got {p}")
+    return float(p)
+
+
+def dropout_generator(seed):
+    """The generator of a layer's dropout masks: a stream of its own, apart
+    from the one that initialised the weights with the same seed."""
+    return np.random.default_rng(np.random.SeedSequence(seed, spawn_key=(1,)))
+
+
 def run_direction(cell, params, suffix, x, h0, c0, lengths, reverse, y, h_n, c_n,
-                  peephole=False, linear_before_reset=True, cache=None):
-    """One layer-direction through C; parameters named `weight_ih{suffix}` etc."""
+                  peephole=False, linear_before_reset=True, cache=None, module=None):
+    """One layer-direction through C; parameters named `weight_ih{suffix}` etc.;
+    with `module`, its cached packed weights."""
+    packed_hh = packed_ih = None
+    if module is not None:
+        packed_hh = module._packed("weight_hh" + suffix)
+        packed_ih = module._packed("weight_ih" + suffix)
     _core.layer_forward(cell, peephole, linear_before_reset,
                         params["weight_ih" + suffix], params["weight_hh" + suffix],
                         params.get("bias_ih" + suffix), params.get("bias_hh" + suffix),
                         params.get("weight_peep" + suffix),
-                        x, h0, c0, lengths, reverse, y, h_n, c_n, cache)
+                        x, h0, c0, lengths, reverse, y, h_n, c_n, cache, packed_hh,
+                        get_num_threads(), packed_ih)
 
 
-class _RNNBase(Module):
+class Trainable:
+    """Gradients of a module's parameters, which backward adds into."""
+
+    @property
+    def grads(self):
+        """name -> gradient accumulated by backward (state-dict names and shapes),
+        created zeroed on first use."""
+        grads = self.__dict__.get("_grads")
+        if grads is None:
+            grads = {name: np.zeros_like(p) for name, p in self._params.items()}
+            self.__dict__["_grads"] = grads
+        return grads
+
+    def zero_grad(self):
+        """Set every accumulated gradient to zero."""
+        for g in self.grads.values():
+            g.fill(0)
+
+
+class _RNNBase(Trainable, Module):
     """What RNN, LSTM and GRU share: the layer stack, directions, batch_first,
     lengths and initial states."""
 
     def __init__(self, input_size, hidden_size, num_layers=1, bias=True, batch_first=False,
-                 bidirectional=False, dtype=np.float32, seed=None, **options):
+                 bidirectional=False, dtype=np.float32, seed=None, dropout=0.0, **options):
         self._configure(input_size=input_size, hidden_size=hidden_size, num_layers=num_layers,
                         bias=bias, batch_first=batch_first, bidirectional=bidirectional,
-                        dtype=dtype, **options)
+                        dtype=dtype, dropout=dropout, **options)
+        if self.dropout > 0 and self.num_layers == 1:
+            warnings.warn("dropout is applied to the outputs of every layer but the last, so "
+                          f"dropout={self.dropout} with num_layers=1 does nothing", stacklevel=3)
         self._init_params(seed)
+        self.seed_dropout(seed)
 
     def _configure(self, input_size, hidden_size, num_layers=1, bias=True, batch_first=False,
-                   bidirectional=False, dtype="float32", **options):
+                   bidirectional=False, dtype="float32", dropout=0.0, **options):
+        self.dropout = _probability(dropout, "dropout")
         self.input_size = positive_int(input_size, "input_size")
         self.hidden_size = positive_int(hidden_size, "hidden_size")
         self.num_layers = positive_int(num_layers, "num_layers")
@@ -51,7 +100,8 @@ class _RNNBase(Module):
     def config(self):
         return dict(input_size=self.input_size, hidden_size=self.hidden_size,
                     num_layers=self.num_layers, bias=self.bias, batch_first=self.batch_first,
-                    bidirectional=self.bidirectional, dtype=self.dtype.name, **self._cell_config())
+                    bidirectional=self.bidirectional, dtype=self.dtype.name,
+                    dropout=self.dropout, **self._cell_config())
 
     def _suffixes(self):
         """(layer, direction, suffix) in PyTorch's parameter order."""
@@ -111,7 +161,10 @@ class _RNNBase(Module):
         y, h_n, c_n = self._forward(x, state, lengths)
         return (y, (h_n, c_n)) if self._has_cell_state() else (y, h_n)
 
-    def _forward(self, x, state, lengths, caches=None):
+    def _forward(self, x, state, lengths, trace=None):
+        """y (T, B, D*H) or as the user shaped x, h_n, c_n. With `trace` (a
+        TrainingCache) also fills the caches for backward, records each
+        layer's input and applies inter-layer dropout."""
         x = as_real_array(x, "x", self.dtype)
         if x.ndim not in (2, 3):
             raise ValueError(f"x: expected a 3-D (T, B, I) or unbatched 2-D (T, I) array, "
@@ -131,17 +184,28 @@ class _RNNBase(Module):
         H, D = self.hidden_size, self.num_directions
         h_n = np.empty((self.num_layers * D, B, H), self.dtype)
         c_n = np.empty_like(h_n) if self._has_cell_state() else None
+        if trace is not None:
+            trace.start(T, B, lengths, unbatched)
         for layer in range(self.num_layers):
+            if trace is not None:
+                trace.inputs.append(x)
             y = np.empty((T, B, D * H), self.dtype)
             for d in range(D):
                 k = layer * D + d
-                cache = caches[k] if caches is not None else None
+                cache = None
+                if trace is not None:
+                    cache = np.empty(_core.cache_size(self._cell, H, T, B), self.dtype)
+                    trace.arrays.append(cache)
                 run_direction(self._cell, self._params, f"_l{layer}" + ("_reverse" if d else ""),
                               x, None if h0 is None else h0[k], None if c0 is None else c0[k],
                               lengths, d == 1, y[:, :, d * H:(d + 1) * H], h_n[k],
                               None if c_n is None else c_n[k],
                               getattr(self, "peephole", False),
-                              getattr(self, "linear_before_reset", True), cache)
+                              getattr(self, "linear_before_reset", True), cache, self)
+            if trace is not None and self.dropout > 0 and layer < self.num_layers - 1:
+                mask = self._dropout_mask(y.shape)
+                trace.masks.append(mask)
+                y = y * mask
             x = y
         if unbatched:
             y, h_n = y[:, 0], h_n[:, 0]
@@ -150,14 +214,136 @@ class _RNNBase(Module):
             y = np.ascontiguousarray(y.transpose(1, 0, 2))
         return y, h_n, c_n
 
+    def stream(self, batch_size=1):
+        """A Stream: this layer one time step per call over `batch_size` rows,
+        for services -- s.step(x_t), s.run(x_chunk), s.state, s.reset(rows).
+        Unidirectional layers only; see fastrnn/stream.py."""
+        return make_stream(self, batch_size)
+
+    # ---------------------------------------------------------------- training
+
+    def forward(self, x, state=None, lengths=None):
+        """Training forward: as calling the layer, plus inter-layer dropout
+        (when dropout > 0) and what backward needs.
+
+        Returns (y, state_n, cache): y and state_n as from calling the layer;
+        `cache` is opaque, for `backward`. It keeps references to x and to
+        each layer's output: do not modify them in place before backward."""
+        cache = TrainingCache(self)
+        y, h_n, c_n = self._forward(x, state, lengths, trace=cache)
+        cache.y_shape = y.shape
+        return y, ((h_n, c_n) if self._has_cell_state() else h_n), cache
+
+    def backward(self, dy, cache, dstate=None, *, input_grad=True):
+        """Backpropagation through time for a `forward`.
+
+        dy: gradient of the loss w.r.t. y, shaped as y. dstate: gradient
+        w.r.t. the final state, h_n or for LSTM (h_n, c_n) (either may be
+        None); None for zeros. Adds the parameter gradients into `self.grads`
+        and returns (dx, dstate0): the gradients w.r.t. x (shaped as x) and
+        w.r.t. the initial state (shaped as the state, h0 or (h0, c0)), also
+        when the forward started from zeros. input_grad=False skips dx (a
+        quarter of the work of a one-layer backward) and returns None for it.
+        Uses the current weights, which must be those of the forward."""
+        if not isinstance(cache, TrainingCache) or cache.model is not self:
+            raise TypeError("cache: expected the cache returned by this layer's forward")
+        T, B, H, D = cache.T, cache.B, self.hidden_size, self.num_directions
+        LD = self.num_layers * D
+        dy = as_real_array(dy, "dy", self.dtype)
+        if dy.shape != cache.y_shape:
+            raise ValueError(f"dy: expected the shape of y {cache.y_shape}, got {dy.shape}")
+        if cache.unbatched:
+            dy = dy[:, None, :]
+        elif self.batch_first:
+            dy = np.ascontiguousarray(dy.transpose(1, 0, 2))
+        dh_n, dc_n = self._final_state_grad(dstate, B, cache.unbatched)
+        dh0 = np.empty((LD, B, H), self.dtype)
+        dc0 = np.empty_like(dh0) if self._has_cell_state() else None
+        peephole = getattr(self, "peephole", False)
+        lbr = getattr(self, "linear_before_reset", True)
+        work = np.empty(_core.backward_work_size(self._cell, lbr, H, T, B), self.dtype)
+        params, grads = self._params, self.grads
+        for layer in reversed(range(self.num_layers)):
+            x = cache.inputs[layer]
+            dx = np.empty(x.shape, self.dtype) if layer > 0 or input_grad else None
+            for d in range(D):
+                k, sfx = layer * D + d, f"_l{layer}" + ("_reverse" if d else "")
+                _core.layer_backward(
+                    self._cell, peephole, lbr, params["weight_ih" + sfx],
+                    params["weight_hh" + sfx], params.get("weight_peep" + sfx),
+                    x, cache.lengths, d == 1, cache.arrays[k],
+                    dy[:, :, d * H:(d + 1) * H], None if dh_n is None else dh_n[k],
+                    None if dc_n is None else dc_n[k], dx, d > 0,
+                    dh0[k], None if dc0 is None else dc0[k],
+                    grads["weight_ih" + sfx], grads["weight_hh" + sfx],
+                    grads.get("bias_ih" + sfx), grads.get("bias_hh" + sfx),
+                    grads.get("weight_peep" + sfx), work)
+            if layer > 0 and cache.masks:
+                dx *= cache.masks[layer - 1]
+            dy = dx
+        if cache.unbatched:
+            dx = None if dx is None else dx[:, 0]
+            dh0, dc0 = dh0[:, 0], (None if dc0 is None else dc0[:, 0])
+        elif self.batch_first and dx is not None:
+            dx = np.ascontiguousarray(dx.transpose(1, 0, 2))
+        return dx, ((dh0, dc0) if self._has_cell_state() else dh0)
+
+    def _final_state_grad(self, dstate, B, unbatched):
+        """dh_n (and dc_n) as (L*D, B, H) arrays, or None for zeros."""
+        if dstate is None:
+            return None, None
+        LD, H = self.num_layers * self.num_directions, self.hidden_size
+        shape = (LD, H) if unbatched else (LD, B, H)
+
+        def one(a, name):
+            return None if a is None else as_state(a, name, shape, self.dtype).reshape(LD, B, H)
+        if self._has_cell_state():
+            if not isinstance(dstate, (tuple, list)) or len(dstate) != 2:
+                raise TypeError(f"dstate: expected a tuple (dh_n, dc_n) for "
+                                f"{type(self).__name__}, got {type(dstate).__name__}")
+            return one(dstate[0], "dstate[0] (dh_n)"), one(dstate[1], "dstate[1] (dc_n)")
+        if isinstance(dstate, (tuple, list)):
+            raise TypeError(f"dstate: expected one array dh_n for {type(self).__name__}, "
+                            f"got a {type(dstate).__name__}")
+        return one(dstate, "dstate (dh_n)"), None
+
+    def seed_dropout(self, seed):
+        """Restart the dropout masks' generator from `seed` (None: fresh entropy)."""
+        self.__dict__["_dropout_rng"] = dropout_generator(seed)
+
+    def _dropout_mask(self, shape):
+        """Keep each element with probability 1 - p, scaled by 1 / (1 - p)."""
+        if "_dropout_rng" not in self.__dict__:
+            self.seed_dropout(None)
+        p = self.dropout
+        keep = self._dropout_rng.random(shape, dtype=self.dtype) >= p
+        return keep.astype(self.dtype) * (self.dtype.type(1 / (1 - p)) if p < 1 else 0)
+
+
+class TrainingCache:
+    """What a training forward keeps for backward: one cache array per
+    layer-direction, each layer's input, the dropout masks, lengths and the
+    shapes. Opaque to users."""
+
+    __slots__ = ("model", "arrays", "inputs", "masks", "lengths", "T", "B", "unbatched",
+                 "y_shape")
+
+    def __init__(self, model):
+        self.model = model
+        self.arrays, self.inputs, self.masks = [], [], []
+
+    def start(self, T, B, lengths, unbatched):
+        self.T, self.B, self.lengths, self.unbatched = T, B, lengths, unbatched
+
 
 class RNN(_RNNBase):
     """Elman RNN: h' = tanh or relu(W_ih x + b_ih + W_hh h + b_hh)."""
 
     def __init__(self, input_size, hidden_size, num_layers=1, nonlinearity="tanh", bias=True,
-                 batch_first=False, bidirectional=False, dtype=np.float32, seed=None):
+                 batch_first=False, bidirectional=False, dtype=np.float32, seed=None,
+                 dropout=0.0):
         super().__init__(input_size, hidden_size, num_layers, bias, batch_first, bidirectional,
-                         dtype, seed, nonlinearity=nonlinearity)
+                         dtype, seed, dropout, nonlinearity=nonlinearity)
 
     def _configure_cell(self, nonlinearity="tanh"):
         if nonlinearity not in ("tanh", "relu"):
@@ -174,9 +360,10 @@ class LSTM(_RNNBase):
     c(t-1) and o sees c(t) through `weight_peep_l{k}` (3H: i, f, o)."""
 
     def __init__(self, input_size, hidden_size, num_layers=1, bias=True, batch_first=False,
-                 bidirectional=False, peephole=False, proj_size=0, dtype=np.float32, seed=None):
+                 bidirectional=False, peephole=False, proj_size=0, dtype=np.float32, seed=None,
+                 dropout=0.0):
         super().__init__(input_size, hidden_size, num_layers, bias, batch_first, bidirectional,
-                         dtype, seed, peephole=peephole, proj_size=proj_size)
+                         dtype, seed, dropout, peephole=peephole, proj_size=proj_size)
 
     def _configure_cell(self, peephole=False, proj_size=0):
         if positive_int(proj_size, "proj_size", minimum=0) != 0:
@@ -195,9 +382,10 @@ class GRU(_RNNBase):
     n = tanh(W_in x + b_in + W_hn (r * h) + b_hn)."""
 
     def __init__(self, input_size, hidden_size, num_layers=1, bias=True, batch_first=False,
-                 bidirectional=False, linear_before_reset=True, dtype=np.float32, seed=None):
+                 bidirectional=False, linear_before_reset=True, dtype=np.float32, seed=None,
+                 dropout=0.0):
         super().__init__(input_size, hidden_size, num_layers, bias, batch_first, bidirectional,
-                         dtype, seed, linear_before_reset=linear_before_reset)
+                         dtype, seed, dropout, linear_before_reset=linear_before_reset)
 
     def _configure_cell(self, linear_before_reset=True):
         self.linear_before_reset = bool(linear_before_reset)

@@ -2,7 +2,7 @@
 state_dict / load_state_dict, and save to .npz."""
 import numpy as np
 
-from . import serialization
+from . import _core, serialization
 
 
 class Module:
@@ -28,7 +28,9 @@ class Module:
     def __getattr__(self, name):
         params = self.__dict__.get("_params")
         if params is not None and name in params:
-            return params[name]
+            view = params[name].view()
+            view.flags.writeable = False   # change weights through load_state_dict / setattr
+            return view
         raise AttributeError(f"{type(self).__name__!r} object has no attribute {name!r}")
 
     def __setattr__(self, name, value):
@@ -41,6 +43,12 @@ class Module:
     def state_dict(self):
         """name -> a copy of each parameter, in PyTorch's order."""
         return {name: p.copy() for name, p in self._params.items()}
+
+    def to_torch_state_dict(self):
+        """The parameters as torch tensors for torch's load_state_dict
+        (imports torch; see fastrnn.interop)."""
+        from .interop import to_torch_state_dict
+        return to_torch_state_dict(self)
 
     def load_state_dict(self, state_dict, strict=True):
         """Copy parameters in from a dict of arrays (numpy arrays, torch tensors,
@@ -75,7 +83,20 @@ class Module:
         self._params_changed()
 
     def _params_changed(self):
-        """Hook for what caches derived from the parameters."""
+        """Forget what was derived from the parameters. Whatever changes
+        `_params` in place (an optimizer step) must call this."""
+        self.__dict__["_packed_cache"] = {}
+        version = self.__dict__.get("_weights_version")   # streams watch it (stream.py)
+        if version is not None:
+            version += 1
+
+    def _packed(self, name):
+        """Parameter `name` laid out for fastrnn's products (_core.pack), made
+        once per set of weights."""
+        packed = self.__dict__.setdefault("_packed_cache", {})
+        if name not in packed:
+            packed[name] = _core.pack(self._params[name])
+        return packed[name]
 
     def config(self):
         """The constructor arguments that rebuild this model (JSON-able)."""

@@ -59,7 +59,12 @@ def load(path):
     if cls is None or not isinstance(config, dict):
         raise ValueError(f"path: {path!r} holds an unknown model type {meta.get('type')!r}")
     # Check the configuration against the arrays before allocating anything it
-    # describes: a forged config cannot make us allocate more than the file holds.
+    # describes: every size in it is at most a dimension (or the count) of the
+    # arrays the file holds, so a forged config cannot make us loop or allocate.
+    bound = max([len(params)] + [d for a in params.values() for d in a.shape])
+    for key, value in config.items():
+        if isinstance(value, int) and not isinstance(value, bool) and value > bound:
+            raise ValueError(f"path: {path!r} has {key}={value}, larger than any of its arrays")
     model = cls.__new__(cls)
     try:
         model._configure(**config)

@@ -1,0 +1,478 @@
+/* matmul.c - C = beta*C + A W^T with W pre-packed in column panels.
+ *
+ * The math (see matmul.h):  C[m, n] = beta*C[m, n] + sum_k A[m, k] * W[n, k].
+ *
+ * Pack layout (the same on every CPU): W's N rows become ceil(N/32) panels of
+ * NR = 32 columns of the product; panel p is K rows of 32 floats, k-major,
+ *     packed[(p*K + k)*32 + j] = W[32p + j, k],   zero-padded past N,
+ * so one k step of a panel is 128 contiguous bytes (two zmm, four ymm).
+ *
+ * Loop order: for each panel, for each block of MR rows of A, one microkernel
+ * call runs over all of K with MR x 32 accumulators in registers (broadcast
+ * A[m, k], FMA with the panel row). The panel (K*128 bytes: 128 KB at K=1024)
+ * is read from memory once and re-read from L2 by the next row blocks; at
+ * M = 1 the kernel is a pure stream of the panels, bound by cache bandwidth.
+ *
+ * SIMD is chosen at run time (fr_matmul_isa): AVX-512F (MR = 8, two zmm per
+ * row), AVX2+FMA (MR = 6 over half panels of 16 columns; full panel at M = 1),
+ * or portable C that the compiler vectorizes for the baseline ISA. Small MR
+ * use K-unrolled accumulator sets so that FMA latency is hidden. Each kernel
+ * shape is its own (non-inlined) function: mr and ku are compile-time
+ * constants there, so the accumulators live in registers.
+ *
+ * Columns of a panel outside [n0, n1) are computed but never stored: full
+ * panels store straight from registers, the partial ones through a buffer.
+ */
+#include "matmul.h"
+
+#include <string.h>
+
+/* x86 SIMD kernels need GCC-style target attributes (GCC, Clang, ICX);
+ * -DFR_MATMUL_NO_SIMD builds the portable code only. */
+#if defined(__GNUC__) && (defined(__x86_64__) || defined(__i386__)) && \
+    !defined(FR_MATMUL_NO_SIMD)
+#define FR_X86_SIMD 1
+#include <immintrin.h>
+#endif
+
+#define NR 32 /* columns per panel: the pack layout */
+
+int fr_pack_col_block(void) { return NR; }
+
+size_t fr_pack_size_f32(int N, int K)
+{
+    if (N <= 0 || K <= 0)
+        return 0;
+    return (size_t)((N + NR - 1) / NR) * NR * (size_t)K;
+}
+
+void fr_pack_f32(int N, int K, const float *W, float *packed)
+{
+    /* a transpose by tiles of 32 columns x KB k, so that the 32 rows read and
+     * the KB panel rows written stay in L1 */
+    enum { KB = 16 };
+    int panels = (N + NR - 1) / NR;
+    for (int p = 0; p < panels; p++) {
+        float *dst = packed + (size_t)p * K * NR;
+        int nj = N - p * NR < NR ? N - p * NR : NR; /* real columns */
+        for (int k0 = 0; k0 < K; k0 += KB) {
+            int kn = K - k0 < KB ? K - k0 : KB;
+            for (int j = 0; j < nj; j++) {
+                const float *w = W + (size_t)(p * NR + j) * K + k0;
+                for (int k = 0; k < kn; k++)
+                    dst[(size_t)(k0 + k) * NR + j] = w[k];
+            }
+            for (int j = nj; j < NR; j++)
+                for (int k = 0; k < kn; k++)
+                    dst[(size_t)(k0 + k) * NR + j] = 0.0f;
+        }
+    }
+}
+
+/* c[j] = beta*c[j] + acc[j] for j in [j0, j1); beta == 0 never reads c. */
+static void store_cols(const float *acc, int j0, int j1, float beta, float *c)
+{
+    if (beta == 0.0f)
+        for (int j = j0; j < j1; j++)
+            c[j] = acc[j];
+    else
+        for (int j = j0; j < j1; j++)
+            c[j] = beta * c[j] + acc[j];
+}
+
+/* The column range [lo, hi) of panel p that lies in [n0, n1). */
+static void panel_cols(int p, int n0, int n1, int *lo, int *hi)
+{
+    int first = p * NR;
+    *lo = n0 > first ? n0 - first : 0;
+    *hi = n1 - first < NR ? n1 - first : NR;
+}
+
+/* ------------------------------------------------------------------------ */
+/* Portable C: MR_G rows x 32 columns, vectorized by the compiler.          */
+
+#define MR_G 4
+
+static void kernel_generic(int mr, int K, const float *A, int lda, const float *B,
+                           float beta, float *C, int ldc, int lo, int hi)
+{
+    float acc[MR_G][NR];
+    memset(acc, 0, sizeof acc);
+    for (int k = 0; k < K; k++) {
+        const float *b = B + (size_t)k * NR;
+        for (int i = 0; i < mr; i++) {
+            float a = A[(size_t)i * lda + k];
+            for (int j = 0; j < NR; j++)
+                acc[i][j] += a * b[j];
+        }
+    }
+    for (int i = 0; i < mr; i++)
+        store_cols(acc[i], lo, hi, beta, C + (size_t)i * ldc);
+}
+
+static void matmul_generic(int M, int n0, int n1, int K, const float *A, int lda,
+                           const float *packed, float beta, float *C, int ldc)
+{
+    for (int p = n0 / NR; p * NR < n1; p++) {
+        int lo, hi;
+        panel_cols(p, n0, n1, &lo, &hi);
+        const float *B = packed + (size_t)p * K * NR;
+        for (int m = 0; m < M; m += MR_G) {
+            int mr = M - m < MR_G ? M - m : MR_G;
+            kernel_generic(mr, K, A + (size_t)m * lda, lda, B, beta,
+                           C + (size_t)m * ldc + (size_t)p * NR, ldc, lo, hi);
+        }
+    }
+}
+
+#ifdef FR_X86_SIMD
+/* ------------------------------------------------------------------------ */
+/* AVX-512F: mr (<= 8) rows x 32 columns = 2*mr zmm accumulators, times ku   */
+/* K-unrolled sets (ku = 4 at mr = 1, 2 at mr = 2) to keep 8+ FMA chains.    */
+
+#define AVX512_FN __attribute__((target("avx512f")))
+#define AVX512_INLINE static inline __attribute__((always_inline, target("avx512f")))
+#define MR_512 8
+
+AVX512_INLINE void kernel_avx512(const int mr, const int ku, int K, const float *A,
+                                 int lda, const float *B, float beta, float *C,
+                                 int ldc, int lo, int hi)
+{
+    __m512 c[4][MR_512][2];
+    const float *a[MR_512];
+#pragma GCC unroll 8
+    for (int i = 0; i < mr; i++)
+        a[i] = A + (size_t)i * lda;
+#pragma GCC unroll 4
+    for (int u = 0; u < ku; u++)
+#pragma GCC unroll 8
+        for (int i = 0; i < mr; i++)
+            c[u][i][0] = c[u][i][1] = _mm512_setzero_ps();
+
+    int k = 0;
+    for (; k + ku <= K; k += ku) {
+#pragma GCC unroll 4
+        for (int u = 0; u < ku; u++) {
+            __m512 b0 = _mm512_loadu_ps(B + (size_t)(k + u) * NR);
+            __m512 b1 = _mm512_loadu_ps(B + (size_t)(k + u) * NR + 16);
+#pragma GCC unroll 8
+            for (int i = 0; i < mr; i++) {
+                __m512 ai = _mm512_set1_ps(a[i][k + u]);
+                c[u][i][0] = _mm512_fmadd_ps(ai, b0, c[u][i][0]);
+                c[u][i][1] = _mm512_fmadd_ps(ai, b1, c[u][i][1]);
+            }
+        }
+    }
+    for (; k < K; k++) {
+        __m512 b0 = _mm512_loadu_ps(B + (size_t)k * NR);
+        __m512 b1 = _mm512_loadu_ps(B + (size_t)k * NR + 16);
+#pragma GCC unroll 8
+        for (int i = 0; i < mr; i++) {
+            __m512 ai = _mm512_set1_ps(a[i][k]);
+            c[0][i][0] = _mm512_fmadd_ps(ai, b0, c[0][i][0]);
+            c[0][i][1] = _mm512_fmadd_ps(ai, b1, c[0][i][1]);
+        }
+    }
+#pragma GCC unroll 4
+    for (int u = 1; u < ku; u++)
+#pragma GCC unroll 8
+        for (int i = 0; i < mr; i++) {
+            c[0][i][0] = _mm512_add_ps(c[0][i][0], c[u][i][0]);
+            c[0][i][1] = _mm512_add_ps(c[0][i][1], c[u][i][1]);
+        }
+
+    if (lo == 0 && hi == NR) {
+        __m512 vb = _mm512_set1_ps(beta);
+#pragma GCC unroll 8
+        for (int i = 0; i < mr; i++) {
+            float *ci = C + (size_t)i * ldc;
+            if (beta == 0.0f) {
+                _mm512_storeu_ps(ci, c[0][i][0]);
+                _mm512_storeu_ps(ci + 16, c[0][i][1]);
+            } else {
+                _mm512_storeu_ps(ci, _mm512_fmadd_ps(vb, _mm512_loadu_ps(ci), c[0][i][0]));
+                _mm512_storeu_ps(ci + 16, _mm512_fmadd_ps(vb, _mm512_loadu_ps(ci + 16), c[0][i][1]));
+            }
+        }
+    } else {
+        float tmp[NR];
+#pragma GCC unroll 8
+        for (int i = 0; i < mr; i++) {
+            _mm512_storeu_ps(tmp, c[0][i][0]);
+            _mm512_storeu_ps(tmp + 16, c[0][i][1]);
+            store_cols(tmp, lo, hi, beta, C + (size_t)i * ldc);
+        }
+    }
+}
+
+/* One function per row count (not inlined into one big loop, which would
+ * starve the register allocator): kernels_avx512[mr] for mr = 1..8. */
+typedef void kernel_fn(int K, const float *A, int lda, const float *B, float beta,
+                       float *C, int ldc, int lo, int hi);
+#define KERNEL_AVX512(MR, KU)                                                       \
+    AVX512_FN static void kernel_avx512_##MR(int K, const float *A, int lda,        \
+                                             const float *B, float beta, float *C,  \
+                                             int ldc, int lo, int hi)               \
+    {                                                                               \
+        kernel_avx512(MR, KU, K, A, lda, B, beta, C, ldc, lo, hi);                  \
+    }
+KERNEL_AVX512(1, 4)
+KERNEL_AVX512(2, 2)
+KERNEL_AVX512(3, 1)
+KERNEL_AVX512(4, 1)
+KERNEL_AVX512(5, 1)
+KERNEL_AVX512(6, 1)
+KERNEL_AVX512(7, 1)
+KERNEL_AVX512(8, 1)
+static kernel_fn *const kernels_avx512[MR_512 + 1] = {
+    NULL, kernel_avx512_1, kernel_avx512_2, kernel_avx512_3, kernel_avx512_4,
+    kernel_avx512_5, kernel_avx512_6, kernel_avx512_7, kernel_avx512_8};
+
+AVX512_FN static void matmul_avx512(int M, int n0, int n1, int K, const float *A,
+                                    int lda, const float *packed, float beta,
+                                    float *C, int ldc)
+{
+    for (int p = n0 / NR; p * NR < n1; p++) {
+        int lo, hi;
+        panel_cols(p, n0, n1, &lo, &hi);
+        const float *B = packed + (size_t)p * K * NR;
+        float *Cp = C + (size_t)p * NR;
+        for (int m = 0; m < M; m += MR_512) {
+            const float *a = A + (size_t)m * lda;
+            float *c = Cp + (size_t)m * ldc;
+            kernels_avx512[M - m < MR_512 ? M - m : MR_512](K, a, lda, B, beta, c, ldc, lo, hi);
+        }
+    }
+}
+
+/* ------------------------------------------------------------------------ */
+/* AVX2 + FMA (16 ymm registers): nv ymm per row (4 = the whole panel, 2 =   */
+/* the half at column `off`), mr rows, ku K-unrolled accumulator sets.       */
+/* Used as 1 x 32 x ku 2 at M = 1, else 6 x 16 on each half panel.           */
+
+#define AVX2_FN __attribute__((target("avx2,fma")))
+#define AVX2_INLINE static inline __attribute__((always_inline, target("avx2,fma")))
+#define MR_256 6
+
+AVX2_INLINE void kernel_avx2(const int mr, const int ku, const int nv, int off, int K,
+                             const float *A, int lda, const float *B, float beta,
+                             float *C, int ldc, int lo, int hi)
+{
+    __m256 c[2][MR_256][4];
+    const float *a[MR_256];
+    B += off;
+#pragma GCC unroll 6
+    for (int i = 0; i < mr; i++)
+        a[i] = A + (size_t)i * lda;
+#pragma GCC unroll 2
+    for (int u = 0; u < ku; u++)
+#pragma GCC unroll 6
+        for (int i = 0; i < mr; i++)
+#pragma GCC unroll 4
+            for (int v = 0; v < nv; v++)
+                c[u][i][v] = _mm256_setzero_ps();
+
+    int k = 0;
+    for (; k + ku <= K; k += ku) {
+#pragma GCC unroll 2
+        for (int u = 0; u < ku; u++) {
+            __m256 b[4];
+#pragma GCC unroll 4
+            for (int v = 0; v < nv; v++)
+                b[v] = _mm256_loadu_ps(B + (size_t)(k + u) * NR + 8 * v);
+#pragma GCC unroll 6
+            for (int i = 0; i < mr; i++) {
+                __m256 ai = _mm256_broadcast_ss(a[i] + k + u);
+#pragma GCC unroll 4
+                for (int v = 0; v < nv; v++)
+                    c[u][i][v] = _mm256_fmadd_ps(ai, b[v], c[u][i][v]);
+            }
+        }
+    }
+    for (; k < K; k++) {
+#pragma GCC unroll 6
+        for (int i = 0; i < mr; i++) {
+            __m256 ai = _mm256_broadcast_ss(a[i] + k);
+#pragma GCC unroll 4
+            for (int v = 0; v < nv; v++)
+                c[0][i][v] = _mm256_fmadd_ps(ai, _mm256_loadu_ps(B + (size_t)k * NR + 8 * v),
+                                             c[0][i][v]);
+        }
+    }
+#pragma GCC unroll 2
+    for (int u = 1; u < ku; u++)
+#pragma GCC unroll 6
+        for (int i = 0; i < mr; i++)
+#pragma GCC unroll 4
+            for (int v = 0; v < nv; v++)
+                c[0][i][v] = _mm256_add_ps(c[0][i][v], c[u][i][v]);
+
+    int j0 = lo > off ? lo - off : 0;
+    int j1 = hi - off < 8 * nv ? hi - off : 8 * nv;
+    if (j1 <= j0)
+        return;
+    if (j0 == 0 && j1 == 8 * nv) {
+        __m256 vb = _mm256_set1_ps(beta);
+#pragma GCC unroll 6
+        for (int i = 0; i < mr; i++) {
+            float *ci = C + (size_t)i * ldc + off;
+#pragma GCC unroll 4
+            for (int v = 0; v < nv; v++) {
+                if (beta == 0.0f)
+                    _mm256_storeu_ps(ci + 8 * v, c[0][i][v]);
+                else
+                    _mm256_storeu_ps(ci + 8 * v, _mm256_fmadd_ps(vb, _mm256_loadu_ps(ci + 8 * v),
+                                                                 c[0][i][v]));
+            }
+        }
+    } else {
+        float tmp[NR];
+#pragma GCC unroll 6
+        for (int i = 0; i < mr; i++) {
+#pragma GCC unroll 4
+            for (int v = 0; v < nv; v++)
+                _mm256_storeu_ps(tmp + 8 * v, c[0][i][v]);
+            store_cols(tmp, j0, j1, beta, C + (size_t)i * ldc + off);
+        }
+    }
+}
+
+/* One function per shape, as for AVX-512: kernel_avx2_m1 is 1 x 32 (M = 1),
+ * kernels_avx2[mr] is mr x 16 on the half panel at column `off`. */
+typedef void half_kernel_fn(int off, int K, const float *A, int lda, const float *B,
+                            float beta, float *C, int ldc, int lo, int hi);
+#define KERNEL_AVX2(MR, KU)                                                          \
+    AVX2_FN static void kernel_avx2_##MR(int off, int K, const float *A, int lda,    \
+                                         const float *B, float beta, float *C,       \
+                                         int ldc, int lo, int hi)                    \
+    {                                                                                \
+        kernel_avx2(MR, KU, 2, off, K, A, lda, B, beta, C, ldc, lo, hi);             \
+    }
+KERNEL_AVX2(1, 2)
+KERNEL_AVX2(2, 1)
+KERNEL_AVX2(3, 1)
+KERNEL_AVX2(4, 1)
+KERNEL_AVX2(5, 1)
+KERNEL_AVX2(6, 1)
+static half_kernel_fn *const kernels_avx2[MR_256 + 1] = {
+    NULL, kernel_avx2_1, kernel_avx2_2, kernel_avx2_3,
+    kernel_avx2_4, kernel_avx2_5, kernel_avx2_6};
+
+AVX2_FN static void kernel_avx2_m1(int K, const float *A, const float *B, float beta,
+                                   float *C, int lo, int hi)
+{
+    kernel_avx2(1, 2, 4, 0, K, A, 0, B, beta, C, 0, lo, hi);
+}
+
+AVX2_FN static void matmul_avx2(int M, int n0, int n1, int K, const float *A, int lda,
+                                const float *packed, float beta, float *C, int ldc)
+{
+    for (int p = n0 / NR; p * NR < n1; p++) {
+        int lo, hi;
+        panel_cols(p, n0, n1, &lo, &hi);
+        const float *B = packed + (size_t)p * K * NR;
+        float *Cp = C + (size_t)p * NR;
+        if (M == 1) {
+            kernel_avx2_m1(K, A, B, beta, Cp, lo, hi);
+            continue;
+        }
+        for (int off = 0; off < hi; off += 16) {
+            if (off + 16 <= lo)
+                continue;
+            for (int m = 0; m < M; m += MR_256) {
+                const float *a = A + (size_t)m * lda;
+                float *c = Cp + (size_t)m * ldc;
+                kernels_avx2[M - m < MR_256 ? M - m : MR_256](off, K, a, lda, B, beta, c,
+                                                              ldc, lo, hi);
+            }
+        }
+    }
+}
+#endif /* FR_X86_SIMD */
+
+/* ------------------------------------------------------------------------ */
+/* Run-time choice of the SIMD code.                                         */
+
+static int g_isa = FR_ISA_AUTO; /* resolved lazily; same value from any thread */
+
+static int best_isa(void)
+{
+#ifdef FR_X86_SIMD
+    __builtin_cpu_init();
+    if (__builtin_cpu_supports("avx512f"))
+        return FR_ISA_AVX512;
+    if (__builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma"))
+        return FR_ISA_AVX2;
+#endif
+    return FR_ISA_GENERIC;
+}
+
+int fr_matmul_isa(void)
+{
+#ifdef __GNUC__
+    int isa = __atomic_load_n(&g_isa, __ATOMIC_RELAXED);
+    if (isa == FR_ISA_AUTO) {
+        isa = best_isa();
+        __atomic_store_n(&g_isa, isa, __ATOMIC_RELAXED);
+    }
+#else
+    int isa = g_isa;
+    if (isa == FR_ISA_AUTO)
+        g_isa = isa = best_isa();
+#endif
+    return isa;
+}
+
+int fr_matmul_set_isa(int isa)
+{
+    int best = best_isa();
+    if (isa == FR_ISA_AUTO)
+        isa = best;
+    if (isa < FR_ISA_GENERIC || isa > best)
+        return -1;
+#ifdef __GNUC__
+    __atomic_store_n(&g_isa, isa, __ATOMIC_RELAXED);
+#else
+    g_isa = isa;
+#endif
+    return isa;
+}
+
+const char *fr_matmul_isa_name(int isa)
+{
+    switch (isa) {
+    case FR_ISA_GENERIC: return "generic";
+    case FR_ISA_AVX2: return "avx2";
+    case FR_ISA_AVX512: return "avx512";
+    default: return "auto";
+    }
+}
+
+void fr_matmul_packed_f32(int M, int n0, int n1, int K, const float *A, int lda,
+                          const float *packed, float beta, float *C, int ldc)
+{
+    if (M <= 0 || n0 < 0 || n1 <= n0)
+        return;
+    if (K <= 0) { /* empty sum: C = beta*C */
+        float zero[NR] = {0};
+        for (int m = 0; m < M; m++)
+            for (int n = n0; n < n1; n += NR) {
+                int w = n1 - n < NR ? n1 - n : NR;
+                store_cols(zero, 0, w, beta, C + (size_t)m * ldc + n);
+            }
+        return;
+    }
+    switch (fr_matmul_isa()) {
+#ifdef FR_X86_SIMD
+    case FR_ISA_AVX512:
+        matmul_avx512(M, n0, n1, K, A, lda, packed, beta, C, ldc);
+        return;
+    case FR_ISA_AVX2:
+        matmul_avx2(M, n0, n1, K, A, lda, packed, beta, C, ldc);
+        return;
+#endif
+    default:
+        matmul_generic(M, n0, n1, K, A, lda, packed, beta, C, ldc);
+        return;
+    }
+}

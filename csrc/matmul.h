@@ -1,0 +1,61 @@
+/* matmul.h - C += A W^T with W pre-packed: the recurrent product of an RNN step.
+ *
+ * Per time step an RNN computes h(t-1) W_hh^T: A = h(t-1) is (M, K) = (B, H),
+ * W = W_hh is (N, K) = (G*H, H) in PyTorch's row-major layout. W is fixed for a
+ * whole sequence, so it is packed once (fr_pack_f32) into column panels that
+ * the SIMD kernels stream, and every step calls fr_matmul_packed_f32.
+ *
+ * Plain C99; the SIMD code (AVX-512F, AVX2+FMA, or portable C) is chosen at
+ * run time for the CPU it runs on. The packed layout is the same on every CPU.
+ * Nothing here allocates; the functions are thread-safe (callers split the
+ * columns among threads with n0, n1).
+ */
+#ifndef FASTRNN_MATMUL_H
+#define FASTRNN_MATMUL_H
+
+#include <stddef.h>
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+/* Column granularity of the packed layout (32): a caller splitting the
+ * columns among threads should cut at multiples of it. */
+int fr_pack_col_block(void);
+
+/* Floats needed for the packed W of shape (N, K): ceil(N/32)*32*K.
+ * The packed buffer is best 64-byte aligned (any float alignment works). */
+size_t fr_pack_size_f32(int N, int K);
+
+/* Pack W (N, K), row-major with leading dimension K, into `packed`
+ * (fr_pack_size_f32(N, K) floats). Layout: panel p holds columns
+ * n = 32p .. 32p+31 of the product (rows of W), k-major:
+ *     packed[(p*K + k)*32 + j] = W[32p + j, k]   (0 where 32p + j >= N). */
+void fr_pack_f32(int N, int K, const float *W, float *packed);
+
+/* C[m, n] = beta*C[m, n] + sum_k A[m, k] * W[n, k]
+ *   for m in [0, M), n in [n0, n1), with W given packed by fr_pack_f32.
+ * A is row-major (M, K) with leading dimension lda >= K; C is row-major with
+ * leading dimension ldc (C[m, n] = C[m*ldc + n], n absolute, so C must hold
+ * at least n1 columns per row). beta == 0 writes C without reading it
+ * (garbage or NaN in C does not leak). Any 0 <= n0 <= n1 <= N works; n0 and n1
+ * at multiples of fr_pack_col_block() (or n1 = N) are the fast case.
+ * M <= 0 or n1 <= n0 does nothing; K <= 0 gives C = beta*C. */
+void fr_matmul_packed_f32(int M, int n0, int n1, int K, const float *A, int lda,
+                          const float *packed, float beta, float *C, int ldc);
+
+/* Which SIMD code runs (for tests and benchmarks; the default is the best the
+ * CPU supports). fr_matmul_set_isa(FR_ISA_AUTO) restores the default; asking
+ * for an ISA the CPU (or the build) lacks returns -1 and changes nothing.
+ * Otherwise returns the ISA now in use. Not meant to be called while another
+ * thread is inside fr_matmul_packed_f32. */
+enum { FR_ISA_AUTO = 0, FR_ISA_GENERIC = 1, FR_ISA_AVX2 = 2, FR_ISA_AVX512 = 3 };
+int fr_matmul_set_isa(int isa);
+int fr_matmul_isa(void);                 /* the ISA in use: FR_ISA_GENERIC.. */
+const char *fr_matmul_isa_name(int isa); /* "generic", "avx2", "avx512" */
+
+#ifdef __cplusplus
+}
+#endif
+
+#endif

@@ -1,0 +1,65 @@
+"""fr.Embedding: row lookup in a table, PyTorch's nn.Embedding (parameter
+`weight` (num_embeddings, embedding_dim), initialised N(0, 1))."""
+import numpy as np
+
+from ._validate import as_dtype, positive_int
+from .layers import Trainable
+from .module import Module
+
+
+class Embedding(Trainable, Module):
+
+    def __init__(self, num_embeddings, embedding_dim, dtype=np.float32, seed=None):
+        self._configure(num_embeddings=num_embeddings, embedding_dim=embedding_dim, dtype=dtype)
+        self._init_params(seed)
+
+    def _configure(self, num_embeddings, embedding_dim, dtype="float32"):
+        self.num_embeddings = positive_int(num_embeddings, "num_embeddings")
+        self.embedding_dim = positive_int(embedding_dim, "embedding_dim")
+        self.dtype = as_dtype(dtype)
+
+    def _param_shapes(self):
+        return {"weight": (self.num_embeddings, self.embedding_dim)}
+
+    def _init_params(self, seed):
+        rng = np.random.default_rng(seed)
+        self._params = {"weight": rng.standard_normal(self._param_shapes()["weight"]).astype(self.dtype)}
+        self._params_changed()
+
+    def config(self):
+        return dict(num_embeddings=self.num_embeddings, embedding_dim=self.embedding_dim,
+                    dtype=self.dtype.name)
+
+    def __repr__(self):
+        return f"Embedding({self.num_embeddings}, {self.embedding_dim}, dtype={self.dtype.name})"
+
+    def _indices(self, x):
+        try:
+            idx = np.asarray(x)
+        except Exception as e:
+            raise TypeError(f"x: expected integer indices, got {type(x).__name__} ({e})") from None
+        if idx.dtype.kind not in "iu":
+            raise TypeError(f"x: expected integer indices, got dtype {idx.dtype}")
+        if idx.size and (idx.min() < 0 or idx.max() >= self.num_embeddings):
+            raise ValueError(f"x: indices must be in [0, {self.num_embeddings}), got min "
+                             f"{idx.min()} max {idx.max()}")
+        return idx.astype(np.intp, copy=False)
+
+    def __call__(self, x):
+        """Integer indices of any shape -> their rows, shape x.shape + (embedding_dim,)."""
+        return self.forward(x)[0]
+
+    def forward(self, x):
+        """Returns (rows, cache) for backward."""
+        idx = self._indices(x)
+        return self._params["weight"][idx], idx
+
+    def backward(self, dy, cache):
+        """Accumulates dy's rows into grads['weight'] at their indices (repeats
+        add up); returns None, as indices have no gradient."""
+        idx = cache
+        dy = np.asarray(dy, dtype=self.dtype)
+        if dy.shape != idx.shape + (self.embedding_dim,):
+            raise ValueError(f"dy: expected shape {idx.shape + (self.embedding_dim,)}, got {dy.shape}")
+        np.add.at(self.grads["weight"], idx.ravel(), dy.reshape(-1, self.embedding_dim))
+        return None
