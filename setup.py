@@ -11,7 +11,7 @@ from Cython.Build import cythonize
 from setuptools import Extension, setup
 
 sources = ["fastrnn/_core.pyx"] + [
-    os.path.join("csrc", f) for f in ("fastrnn.c", "precision_f32.c", "precision_f64.c", "matmul.c", "optim.c")
+    os.path.join("csrc", f) for f in ("fastrnn.c", "precision_f32.c", "precision_f64.c", "matmul.c", "vmath.c", "optim.c")
 ]
 # OpenMP runs the time loop on several threads (FASTRNN_NO_OPENMP=1: one thread).
 openmp = [] if os.environ.get("FASTRNN_NO_OPENMP") else ["-fopenmp"]

@@ -301,13 +301,21 @@ def bench_products(sizes, reps_bytes=4e8, rounds=5):
                   f"{tb / tp:.2f} | {w.nbytes / tp / 1e3:.1f} |", flush=True)
 
 
-def c_timed(s, layer, H):
-    """fastrnn's step timed in C, and the packed products alone (W_ih, W_hh)."""
+def c_timed(s, layer, H, batch=25):
+    """fastrnn's step timed in C, and the packed products alone (W_ih, W_hh):
+    f(n) -> the median over batches of `batch` calls (each batch timed in C),
+    robust to the preemptions a busy machine brings."""
     x2 = np.ones((1, H), np.float32)
     names = ("weight_ih_l0", "weight_hh_l0")
-    return {"C step": lambda n: _core.time_stream_steps(s, x2, n),
-            "products": lambda n: sum(_core.time_product(layer._params[k], layer._packed(k), 1, n)
-                                      for k in names)}
+
+    def step(n):
+        return float(np.median([_core.time_stream_steps(s, x2, batch)
+                                for _ in range(max(n // batch, 1))]))
+
+    def products(n):
+        return sum(float(np.median([_core.time_product(layer._params[k], layer._packed(k), 1, batch)
+                                    for _ in range(max(n // batch, 1))])) for k in names)
+    return {"C step": step, "products": products}
 
 
 def bench_steps(cells, sizes, steps, rounds, quiet_wait=0.0):
@@ -376,7 +384,7 @@ def print_row(row):
           f"| {load:.2f} |", flush=True)
 
 
-def bench_parallel(H=128, steps=20000):
+def bench_parallel(H=128, steps=20000, quiet_wait=0.0):
     """Streams of one layer in 1 and 2 threads: steps per second in all."""
     layer = fr.LSTM(H, H, seed=0)
     x = np.ones(H, np.float32)
@@ -386,22 +394,25 @@ def bench_parallel(H=128, steps=20000):
         for _ in range(n):
             s.step(x, out)
     print(f"\n## Streams of one LSTM (H = {H}) in parallel threads (each its own stream)\n")
-    print("| threads | steps/s in all | speed-up |")
-    print("|--:|--:|--:|")
+    print("| threads | steps/s in all | speed-up | load |")
+    print("|--:|--:|--:|--:|")
     base = None
     for n_threads in (1, 2):
         streams = [layer.stream() for _ in range(n_threads)]
         for s in streams:
             work(s, 200)
         threads = [threading.Thread(target=work, args=(s, steps)) for s in streams]
-        t0 = time.perf_counter()
+        if quiet_wait > 0:
+            wait_until_quiet(quiet_wait)
+        start, t0 = cpu_busy(), time.perf_counter()
         for t in threads:
             t.start()
         for t in threads:
             t.join()
-        rate = n_threads * steps / (time.perf_counter() - t0)
+        wall = time.perf_counter() - t0
+        rate, load = n_threads * steps / wall, others_load(start, wall)
         base = base or rate
-        print(f"| {n_threads} | {rate:,.0f} | {rate / base:.2f} |")
+        print(f"| {n_threads} | {rate:,.0f} | {rate / base:.2f} | {load:.2f} |")
 
 
 def main(argv=None):
@@ -433,7 +444,7 @@ def main(argv=None):
             return
         with torch.inference_mode():
             bench_steps(a.cells, a.sizes, a.steps, a.rounds, a.quiet_wait)
-        bench_parallel()
+        bench_parallel(quiet_wait=a.quiet_wait)
         print("\nratios: peer median / fastrnn median (> 1: fastrnn faster); GB/s: fp32 "
               "weights per step / fastrnn step; Python %: share of the step outside C; "
               "fixed %: share outside the packed products; load: cores other "

@@ -3,11 +3,14 @@
 #include "internal.h"
 #include "activations.h"
 #include "matmul.h"
+#include "vmath.h"
 
 #define real float
 #define FN(name) name##_f32
 #define SIGMOID fr_sigmoidf
 #define TANH fr_tanhf
+#define SIGMOID_N fr_sigmoid_f32
+#define TANH_N fr_tanh_f32
 #define BLAS_GEMM blas->sgemm
 
 #include "gemm.inc"

@@ -9,6 +9,21 @@
 #define TANH fr_tanh
 #define BLAS_GEMM blas->dgemm
 
+static void sigmoid_n_f64(int n, const double *x, double *y)
+{
+    for (int j = 0; j < n; j++)
+        y[j] = fr_sigmoid(x[j]);
+}
+
+static void tanh_n_f64(int n, const double *x, double *y)
+{
+    for (int j = 0; j < n; j++)
+        y[j] = tanh(x[j]);
+}
+
+#define SIGMOID_N sigmoid_n_f64
+#define TANH_N tanh_n_f64
+
 #include "gemm.inc"
 #include "packed_gemm.inc"
 #include "rnn_cell.inc"

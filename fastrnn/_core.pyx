@@ -207,6 +207,27 @@ def pack(w):
     return packed
 
 
+# Scratch buffers are reused across calls: a fresh large array costs page
+# faults and zeroing on every call. A few are kept, none over 256 MB;
+# list.pop/append are atomic, so concurrent calls each get their own.
+_scratch_pool = []
+
+
+cdef object _take_scratch(size_t n, object dtype):
+    while True:
+        try:
+            a = _scratch_pool.pop()
+        except IndexError:
+            return np.empty(max(n, 1), dtype)
+        if a.dtype == dtype and <size_t>a.shape[0] >= n:
+            return a
+
+
+cdef _give_scratch(object a):
+    if a.nbytes <= (256 << 20) and len(_scratch_pool) < 4:
+        _scratch_pool.append(a)
+
+
 def cache_size(int cell, int H, int T, int B):
     """Elements a training forward keeps for backward (see fastrnn.h)."""
     cdef fr_layer L
@@ -257,10 +278,11 @@ def layer_forward(int cell, bint peephole, bint linear_before_reset,
     if packed_ih is not None:
         L.w_ih_packed = _in(packed_ih, "packed_ih", (fr_packed_size(GH, I),), dtype)
     S.num_threads = num_threads
-    work = np.empty(fr_work_size(&L, T, B), dtype)
+    work = _take_scratch(fr_work_size(&L, T, B), dtype)
     S.work = cnp.PyArray_DATA(<cnp.ndarray>work)
     with nogil:
         fr_forward(&L, &S, &BLAS)
+    _give_scratch(work)
 
 
 # ---------------------------------------------------------------------------
@@ -412,8 +434,9 @@ def layer_backward(int cell, bint peephole, bint linear_before_reset,
     if S.cache == NULL:
         raise ValueError("cache is required")
     cdef size_t n_work = fr_backward_work_size(&L, T, B)
-    if work is None:
-        work = np.empty(n_work, dtype)
+    pooled = work is None
+    if pooled:
+        work = _take_scratch(n_work, dtype)
     elif not isinstance(work, np.ndarray) or work.ndim != 1 or work.shape[0] < n_work:
         raise ValueError(f"work: expected a 1-D array of at least {n_work} elements")
     S.work = _out(work, "work", work.shape, dtype)
@@ -439,6 +462,8 @@ def layer_backward(int cell, bint peephole, bint linear_before_reset,
     G.w_peep = _grad(gw_peep, "gw_peep", (3 * H,), dtype) if L.peephole else NULL
     with nogil:
         fr_backward(&L, &S, &D, &G, &BLAS)
+    if pooled:
+        _give_scratch(work)
 
 
 # ---------------------------------------------------------------------------

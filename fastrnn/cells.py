@@ -59,8 +59,8 @@ class _CellBase(Trainable, Module):
         cache = None
         if trace is not None:
             cache = np.empty(_core.cache_size(self._cell, H, 1, B), self.dtype)
-            trace.x, trace.array, trace.B, trace.unbatched = x.reshape(1, B, -1), cache, B, unbatched
-        run_direction(self._cell, self._params, "", x.reshape(1, B, -1), h0, c0, None, False,
+            trace.x, trace.array, trace.B, trace.unbatched = x.reshape(1, B, self.input_size), cache, B, unbatched
+        run_direction(self._cell, self._params, "", x.reshape(1, B, self.input_size), h0, c0, None, False,
                       y, h_n, c_n, getattr(self, "peephole", False),
                       getattr(self, "linear_before_reset", True), cache,
                       module=self)

@@ -7,11 +7,12 @@
 
 Without TEXT, `train` learns the Python standard library's own sources."""
 import argparse
+import contextlib
 import sys
 
 from . import charlm
 from . import interop
-from .threads import set_num_threads
+from .threads import get_num_threads, set_num_threads
 
 
 def _positive(value):
@@ -33,8 +34,8 @@ def _parser():
                        "DIR/checkpoint.npz, prints samples and the held-out bits per character.")
     t.add_argument("text", nargs="?", metavar="TEXT", help="a UTF-8 text file (default: the "
                    "Python standard library's .py sources)")
-    t.add_argument("--steps", type=_positive, default=1000, help="train up to this many updates "
-                   "(counting those of a resumed run; default %(default)s)")
+    t.add_argument("--steps", type=_positive, default=charlm.STEPS, help="train up to this many "
+                   "updates (counting those of a resumed run; default %(default)s)")
     t.add_argument("--out", default="fastrnn-run", metavar="DIR", help="where checkpoint.npz goes "
                    "(default %(default)s)")
     t.add_argument("--resume", action="store_true", help="continue from DIR/checkpoint.npz if it exists")
@@ -64,10 +65,36 @@ def _parser():
     s.add_argument("--prime", default="", help="text to start from (printed before the sample)")
     s.add_argument("--seed", type=int, help="random seed (default: fresh entropy)")
     for command in (t, s):
-        command.add_argument("--threads", type=_positive, help="threads of fastrnn's kernels "
-                             "(default: fastrnn's, the CPU count or OMP_NUM_THREADS)")
+        command.add_argument("--threads", type=int, default=1, help="threads of fastrnn's "
+                             "kernels and of BLAS (the latter with threadpoolctl installed); "
+                             "0 keeps the libraries' defaults. Default 1: for models of this "
+                             "size a few cores gain little and other load costs a lot")
     interop.add_convert_parser(sub)
     return p
+
+
+@contextlib.contextmanager
+def _threads(n):
+    """fastrnn's kernels and the BLAS libraries on n threads (0: unchanged)
+    for the duration of a command."""
+    if n < 0:
+        raise ValueError(f"--threads: expected an integer >= 0, got {n}")
+    if not n:
+        yield
+        return
+    try:
+        from threadpoolctl import threadpool_limits
+    except ImportError:
+        blas = contextlib.nullcontext()
+    else:
+        blas = threadpool_limits(limits=n, user_api="blas")
+    before = get_num_threads()
+    set_num_threads(n)
+    try:
+        with blas:
+            yield
+    finally:
+        set_num_threads(before)
 
 
 def main(argv=None):
@@ -75,20 +102,8 @@ def main(argv=None):
     try:
         if args.command == "convert":
             return interop.convert(args)
-        if getattr(args, "threads", None):
-            set_num_threads(args.threads)
-        if args.command == "train":
-            settings = {k: getattr(args, k) for k in charlm.DEFAULTS if hasattr(args, k)}
-            charlm.train(args.text, steps=args.steps, out=args.out, resume=args.resume,
-                         sample_every=args.sample_every, save_every=args.save_every,
-                         temperature=args.temperature, **settings)
-        else:
-            if args.temperature < 0 or args.length < 0:
-                raise ValueError("--temperature and --length must be >= 0")
-            model, vocab, _ = charlm.load_model(args.checkpoint)
-            text = charlm.sample(model, vocab, args.length, args.temperature, args.prime,
-                                 rng=args.seed)
-            sys.stdout.write(args.prime + text + "\n")
+        with _threads(args.threads):
+            _run(args)
     except (ValueError, FloatingPointError) as e:
         print(f"fastrnn {args.command}: error: {e}", file=sys.stderr)
         return 1
@@ -96,3 +111,18 @@ def main(argv=None):
         print(f"fastrnn {args.command}: interrupted", file=sys.stderr)
         return 130
     return 0
+
+
+def _run(args):
+    if args.command == "train":
+        settings = {k: getattr(args, k) for k in charlm.DEFAULTS if hasattr(args, k)}
+        charlm.train(args.text, steps=args.steps, out=args.out, resume=args.resume,
+                     sample_every=args.sample_every, save_every=args.save_every,
+                     temperature=args.temperature, **settings)
+    else:
+        if args.temperature < 0 or args.length < 0:
+            raise ValueError("--temperature and --length must be >= 0")
+        model, vocab, _ = charlm.load_model(args.checkpoint)
+        text = charlm.sample(model, vocab, args.length, args.temperature, args.prime,
+                             rng=args.seed)
+        sys.stdout.write(args.prime + text + "\n")

@@ -23,7 +23,8 @@ class Embedding(Trainable, Module):
 
     def _init_params(self, seed):
         rng = np.random.default_rng(seed)
-        self._params = {"weight": rng.standard_normal(self._param_shapes()["weight"]).astype(self.dtype)}
+        shape = self._param_shapes()["weight"]
+        self._params = {"weight": rng.standard_normal(shape).astype(self.dtype)}
         self._params_changed()
 
     def config(self):

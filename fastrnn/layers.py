@@ -186,6 +186,12 @@ class _RNNBase(Trainable, Module):
         c_n = np.empty_like(h_n) if self._has_cell_state() else None
         if trace is not None:
             trace.start(T, B, lengths, unbatched)
+            if lengths is not None:
+                # Padding never reaches a gradient (as with packed sequences):
+                # the weight-gradient GEMMs read x, so NaN there would leak.
+                padded = np.arange(T)[:, None] >= lengths[None, :]
+                if padded.any():
+                    x = np.where(padded[:, :, None], 0, x).astype(self.dtype, copy=False)
         for layer in range(self.num_layers):
             if trace is not None:
                 trace.inputs.append(x)

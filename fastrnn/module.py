@@ -78,8 +78,12 @@ class Module:
             if arr.shape != want:
                 raise ValueError(f"state_dict[{k!r}]: expected shape {want}, got {arr.shape}")
             new[k] = arr
+        # Fresh arrays swapped in at once: a forward or a stream running in
+        # another thread sees all of the old weights or all of the new.
+        params = dict(self._params)
         for k, arr in new.items():
-            self._params[k][...] = arr
+            params[k] = np.array(arr, dtype=self.dtype, order="C")
+        self.__dict__["_params"] = params
         self._params_changed()
 
     def _params_changed(self):
@@ -88,7 +92,7 @@ class Module:
         self.__dict__["_packed_cache"] = {}
         version = self.__dict__.get("_weights_version")   # streams watch it (stream.py)
         if version is not None:
-            version += 1
+            version += 1                                   # a 1-element array: in place
 
     def _packed(self, name):
         """Parameter `name` laid out for fastrnn's products (_core.pack), made

@@ -285,4 +285,5 @@ class CosineLR:
         if step < self.warmup:
             return self.lr * (step + 1) / self.warmup
         t = min(step - self.warmup, self.total_steps)
-        return self.min_lr + (self.lr - self.min_lr) * (1 + math.cos(math.pi * t / self.total_steps)) / 2
+        cosine = (1 + math.cos(math.pi * t / self.total_steps)) / 2
+        return self.min_lr + (self.lr - self.min_lr) * cosine

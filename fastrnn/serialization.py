@@ -3,9 +3,12 @@ configuration as a JSON string. Loading never unpickles (allow_pickle=False);
 saving goes through a temporary file and an atomic rename, so a crash mid-save
 leaves the old file intact."""
 import json
+import lzma
+import math
 import os
 import tempfile
 import zipfile
+import zlib
 
 import numpy as np
 
@@ -22,6 +25,7 @@ def save(path, kind, config, params):
     folder = os.path.dirname(os.path.abspath(path))
     fd, tmp = tempfile.mkstemp(prefix=".fastrnn-", suffix=".tmp", dir=folder)
     try:
+        os.fchmod(fd, _file_mode(path))     # mkstemp's 0600, not what open() would give
         with os.fdopen(fd, "wb") as f:
             np.savez(f, **arrays)
             f.flush()
@@ -31,6 +35,46 @@ def save(path, kind, config, params):
         if os.path.exists(tmp):
             os.unlink(tmp)
         raise
+
+
+def _file_mode(path):
+    """The permissions `path` gets: those of the file it replaces, else what
+    open() would create (0666 less the umask)."""
+    try:
+        return os.stat(path).st_mode & 0o7777
+    except OSError:
+        pass
+    try:
+        with open("/proc/self/status") as f:
+            umask = next(int(line.split()[1], 8) for line in f if line.startswith("Umask:"))
+    except (OSError, StopIteration, ValueError):
+        umask = os.umask(0o022)
+        os.umask(umask)
+    return 0o666 & ~umask
+
+
+def _read_arrays(data):
+    """name -> array of every member of an open NpzFile. Each member must be
+    a .npy array without objects whose header claims no more bytes than the
+    archive holds for it: a forged header must not make numpy allocate (or
+    refuse with MemoryError) what it claims."""
+    fmt = np.lib.format
+    headers = {(1, 0): fmt.read_array_header_1_0, (2, 0): fmt.read_array_header_2_0}
+    for info in data.zip.infolist():
+        if not info.filename.endswith(".npy"):
+            raise ValueError(f"member {info.filename!r} is not a .npy array")
+        with data.zip.open(info) as f:
+            version = fmt.read_magic(f)
+            if version not in headers:
+                raise ValueError(f"member {info.filename!r} has .npy version {version}")
+            shape, _, dtype = headers[version](f)
+        if dtype.hasobject:
+            raise ValueError(f"member {info.filename!r} holds Python objects (dtype {dtype})")
+        nbytes = math.prod(shape) * dtype.itemsize
+        if nbytes > info.file_size:
+            raise ValueError(f"member {info.filename!r} claims shape {shape} of {dtype} "
+                             f"({nbytes} bytes) but holds {info.file_size} bytes")
+    return {k: data[k] for k in data.files}
 
 
 def load(path):
@@ -44,17 +88,19 @@ def load(path):
         with data:
             if CONFIG_KEY not in data.files:
                 raise ValueError(f"path: {path!r} is an .npz without a fastrnn configuration")
-            meta = json.loads(str(data[CONFIG_KEY][()]))
-            params = {k: data[k] for k in data.files if k != CONFIG_KEY}
-    except ValueError as e:
+            arrays = _read_arrays(data)
+            meta = json.loads(str(arrays.pop(CONFIG_KEY)[()]))
+            params = arrays
+    except (ValueError, RecursionError) as e:
         raise ValueError(f"path: cannot load {path!r} as a fastrnn model: {e}") from None
-    except (OSError, EOFError, zipfile.BadZipFile, KeyError) as e:
+    except (OSError, EOFError, zipfile.BadZipFile, KeyError, zlib.error, lzma.LZMAError,
+            NotImplementedError, RuntimeError) as e:   # e.g. an unknown compression, encryption
         raise ValueError(f"path: cannot load {path!r} as a fastrnn model: {type(e).__name__}: {e}") from None
     if not isinstance(meta, dict) or meta.get("format") != FORMAT:
         raise ValueError(f"path: {path!r} is not a fastrnn model file")
     if meta.get("version") != VERSION:
         raise ValueError(f"path: {path!r} has format version {meta.get('version')!r}; this fastrnn reads {VERSION}")
-    cls = MODELS.get(meta.get("type"))
+    cls = MODELS.get(meta.get("type")) if isinstance(meta.get("type"), str) else None
     config = meta.get("config")
     if cls is None or not isinstance(config, dict):
         raise ValueError(f"path: {path!r} holds an unknown model type {meta.get('type')!r}")

@@ -16,9 +16,10 @@ for the window of fresh steps [s, e = s + k1) (shorter at the end of the data):
 2. the loss (mean over the fresh steps [s, e) only, by default) is taken on
    the outputs of [s, e); the context steps [a, s) get no loss of their own,
    only gradient flowing back from the fresh steps;
-3. backward over [a, e); the gradient w.r.t. the state entering a is dropped,
-   so no gradient crosses into an earlier window;
-4. gradient clipping (optional), one optimizer step, gradients zeroed.
+3. gradients zeroed, then backward over [a, e); the gradient w.r.t. the
+   state entering a is dropped, so no gradient crosses into an earlier window;
+4. gradient clipping (optional) and one optimizer step. The (clipped)
+   gradients of the update stay in the modules' .grads until the next one.
 
 The state entering e (the carried state) and the one entering the next
 window's a are kept as plain arrays. With k2 = k1 (the default) windows do
@@ -162,6 +163,7 @@ class TBPTT:
             dout = np.zeros(out.shape, dfresh.dtype)
             dout[s - a:] = dfresh
 
+        self.optimizer.zero_grad()
         dstate = None
         for u, v, cache, reset in zip(reversed(cuts[:-1]), reversed(cuts[1:]),
                                       reversed(caches), reversed(resets)):
@@ -176,7 +178,6 @@ class TBPTT:
         if self.clip_norm is not None:
             self.grad_norm = clip_grad_norm_(items, self.clip_norm)
         self.optimizer.step()
-        self.optimizer.zero_grad()
 
         if e == N:
             self.position, self.epoch = 0, self.epoch + 1

@@ -123,3 +123,13 @@ def test_errors_are_clear(text_file, tmp_path, capsys):
     assert "not in the model's vocabulary" in capsys.readouterr().err
     with pytest.raises(SystemExit):
         main(["train", "--cell", "transformer"])
+
+
+def test_threads_apply_to_the_command_only(text_file, tmp_path, capsys):
+    before = fr.get_num_threads()
+    for n in ("1", "2", "0"):
+        assert main(["train", text_file, "--steps", "1", "--out", str(tmp_path / n),
+                     "--threads", n] + TINY) == 0
+        assert fr.get_num_threads() == before
+    assert main(["train", text_file, "--out", str(tmp_path / "x"), "--threads", "-1"]) == 1
+    assert "--threads" in capsys.readouterr().err

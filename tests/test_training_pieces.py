@@ -9,7 +9,6 @@ import pytest
 import torch
 
 import fastrnn as fr
-from fastrnn import optim
 
 torch.set_num_threads(1)
 
@@ -104,7 +103,8 @@ def test_optimizer_calls_params_changed():
     assert calls == [1]
 
 
-@pytest.mark.parametrize("name,kw", [("SGD", dict(lr=0.1, momentum=0.9)), ("Adam", dict(lr=0.01, amsgrad=True)),
+@pytest.mark.parametrize("name,kw", [("SGD", dict(lr=0.1, momentum=0.9)),
+                                     ("Adam", dict(lr=0.01, amsgrad=True)),
                                      ("Adagrad", dict(lr=0.1, initial_accumulator_value=0.1))])
 def test_optimizer_state_dict_resumes_exactly(name, kw):
     rng = np.random.default_rng(3)

@@ -1,0 +1,180 @@
+/* vmath.c - sigmoid and tanh over float32 arrays (see vmath.h).
+ *
+ * AVX-512: exp by range reduction, x = n ln2 + r, e^x = 2^n e^r with Cephes'
+ * polynomial for e^r and vscalefps for 2^n; tanh by Eigen's rational form
+ * x P(x^2) / Q(x^2); reciprocals by vrcp14ps and one Newton step. AVX2+FMA:
+ * the same with 8 lanes, 2^n built from the exponent bits and vrcpps. Other
+ * CPUs: the scalar forms of activations.h, which the compiler vectorises.
+ * Clamps use min/max with the input second, so NaN passes through. */
+#include "vmath.h"
+
+#include "activations.h"
+#include "matmul.h"
+
+#if defined(__GNUC__) && (defined(__x86_64__) || defined(__i386__)) && \
+    !defined(FR_MATMUL_NO_SIMD)
+#define FR_X86_SIMD 1
+#include <immintrin.h>
+#endif
+
+static void sigmoid_generic(int n, const float *x, float *y)
+{
+    for (int j = 0; j < n; j++)
+        y[j] = fr_sigmoidf(x[j]);
+}
+
+static void tanh_generic(int n, const float *x, float *y)
+{
+    for (int j = 0; j < n; j++)
+        y[j] = fr_tanhf(x[j]);
+}
+
+#ifdef FR_X86_SIMD
+
+/* Cephes expf: e^r = 1 + r + r^2 P(r) on |r| <= ln2 / 2 */
+#define EXP_POLY(V, FMA, SET, r)                                                       \
+    V p = SET(1.9875691500e-4f);                                                       \
+    p = FMA(p, r, SET(1.3981999507e-3f));                                              \
+    p = FMA(p, r, SET(8.3334519073e-3f));                                              \
+    p = FMA(p, r, SET(4.1665795894e-2f));                                              \
+    p = FMA(p, r, SET(1.6666665459e-1f));                                              \
+    p = FMA(p, r, SET(5.0000001201e-1f));
+
+/* tanh(c) = c P(c^2) / Q(c^2), c = x clamped to +-7.905 (Eigen's coefficients) */
+#define TANH_PQ(V, FMA, MUL, SET, c, p, q)                                             \
+    V x2 = MUL(c, c);                                                                  \
+    V p = SET(-2.76076847742355e-16f);                                                 \
+    p = FMA(p, x2, SET(2.00018790482477e-13f));                                        \
+    p = FMA(p, x2, SET(-8.60467152213735e-11f));                                       \
+    p = FMA(p, x2, SET(5.12229709037114e-08f));                                        \
+    p = FMA(p, x2, SET(1.48572235717979e-05f));                                        \
+    p = FMA(p, x2, SET(6.37261928875436e-04f));                                        \
+    p = FMA(p, x2, SET(4.89352455891786e-03f));                                        \
+    p = MUL(p, c);                                                                     \
+    V q = SET(1.19825839466702e-06f);                                                  \
+    q = FMA(q, x2, SET(1.18534705686654e-04f));                                        \
+    q = FMA(q, x2, SET(2.26843463243900e-03f));                                        \
+    q = FMA(q, x2, SET(4.89352518554385e-03f));
+
+/* ---- AVX-512F ---- */
+
+__attribute__((target("avx512f"))) static inline __m512 exp16(__m512 x)
+{
+    x = _mm512_min_ps(_mm512_set1_ps(88.3762626647949f), x);   /* e^x < 2^128 */
+    x = _mm512_max_ps(_mm512_set1_ps(-103.972084f), x);
+    __m512 n = _mm512_roundscale_ps(_mm512_mul_ps(x, _mm512_set1_ps(1.44269504088896341f)),
+                                    _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC);
+    __m512 r = _mm512_fnmadd_ps(n, _mm512_set1_ps(0.693359375f), x);
+    r = _mm512_fnmadd_ps(n, _mm512_set1_ps(-2.12194440e-4f), r);
+    EXP_POLY(__m512, _mm512_fmadd_ps, _mm512_set1_ps, r)
+    p = _mm512_fmadd_ps(p, _mm512_mul_ps(r, r), r);
+    p = _mm512_add_ps(p, _mm512_set1_ps(1.0f));
+    return _mm512_scalef_ps(p, n);
+}
+
+/* 1 / d: 14-bit estimate, one Newton step */
+__attribute__((target("avx512f"))) static inline __m512 recip16(__m512 d)
+{
+    __m512 r = _mm512_rcp14_ps(d);
+    return _mm512_mul_ps(r, _mm512_fnmadd_ps(d, r, _mm512_set1_ps(2.0f)));
+}
+
+__attribute__((target("avx512f"))) static inline __m512 sigmoid16(__m512 x)
+{
+    __m512 e = exp16(_mm512_sub_ps(_mm512_setzero_ps(), x));
+    return recip16(_mm512_add_ps(e, _mm512_set1_ps(1.0f)));
+}
+
+__attribute__((target("avx512f"))) static inline __m512 tanh16(__m512 x)
+{
+    __m512 c = _mm512_min_ps(_mm512_set1_ps(7.90531110763549805f), x);
+    c = _mm512_max_ps(_mm512_set1_ps(-7.90531110763549805f), c);
+    TANH_PQ(__m512, _mm512_fmadd_ps, _mm512_mul_ps, _mm512_set1_ps, c, p, q)
+    return _mm512_mul_ps(p, recip16(q));
+}
+
+#define ARRAY16(name, f)                                                               \
+    __attribute__((target("avx512f"))) static void name(int n, const float *x, float *y) \
+    {                                                                                  \
+        int j = 0;                                                                     \
+        for (; j + 16 <= n; j += 16)                                                   \
+            _mm512_storeu_ps(y + j, f(_mm512_loadu_ps(x + j)));                        \
+        if (j < n) {                                                                   \
+            __mmask16 m = (__mmask16)((1u << (n - j)) - 1);                            \
+            _mm512_mask_storeu_ps(y + j, m, f(_mm512_maskz_loadu_ps(m, x + j)));       \
+        }                                                                              \
+    }
+ARRAY16(sigmoid_avx512, sigmoid16)
+ARRAY16(tanh_avx512, tanh16)
+
+/* ---- AVX2 + FMA ---- */
+
+__attribute__((target("avx2,fma"))) static inline __m256 exp8(__m256 x)
+{
+    x = _mm256_min_ps(_mm256_set1_ps(88.3762626647949f), x);
+    x = _mm256_max_ps(_mm256_set1_ps(-87.3365447504f), x);
+    __m256 n = _mm256_round_ps(_mm256_mul_ps(x, _mm256_set1_ps(1.44269504088896341f)),
+                               _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC);
+    __m256 r = _mm256_fnmadd_ps(n, _mm256_set1_ps(0.693359375f), x);
+    r = _mm256_fnmadd_ps(n, _mm256_set1_ps(-2.12194440e-4f), r);
+    EXP_POLY(__m256, _mm256_fmadd_ps, _mm256_set1_ps, r)
+    p = _mm256_fmadd_ps(p, _mm256_mul_ps(r, r), r);
+    p = _mm256_add_ps(p, _mm256_set1_ps(1.0f));
+    __m256i e = _mm256_slli_epi32(_mm256_add_epi32(_mm256_cvtps_epi32(n), _mm256_set1_epi32(127)), 23);
+    return _mm256_mul_ps(p, _mm256_castsi256_ps(e));   /* NaN x: p is NaN */
+}
+
+__attribute__((target("avx2,fma"))) static inline __m256 recip8(__m256 d)
+{
+    __m256 r = _mm256_rcp_ps(d);
+    return _mm256_mul_ps(r, _mm256_fnmadd_ps(d, r, _mm256_set1_ps(2.0f)));
+}
+
+__attribute__((target("avx2,fma"))) static inline __m256 sigmoid8(__m256 x)
+{
+    __m256 e = exp8(_mm256_sub_ps(_mm256_setzero_ps(), x));
+    return recip8(_mm256_add_ps(e, _mm256_set1_ps(1.0f)));
+}
+
+__attribute__((target("avx2,fma"))) static inline __m256 tanh8(__m256 x)
+{
+    __m256 c = _mm256_min_ps(_mm256_set1_ps(7.90531110763549805f), x);
+    c = _mm256_max_ps(_mm256_set1_ps(-7.90531110763549805f), c);
+    TANH_PQ(__m256, _mm256_fmadd_ps, _mm256_mul_ps, _mm256_set1_ps, c, p, q)
+    return _mm256_mul_ps(p, recip8(q));
+}
+
+#define ARRAY8(name, f, tail)                                                          \
+    __attribute__((target("avx2,fma"))) static void name(int n, const float *x, float *y) \
+    {                                                                                  \
+        int j = 0;                                                                     \
+        for (; j + 8 <= n; j += 8)                                                     \
+            _mm256_storeu_ps(y + j, f(_mm256_loadu_ps(x + j)));                        \
+        tail(n - j, x + j, y + j);                                                     \
+    }
+ARRAY8(sigmoid_avx2, sigmoid8, sigmoid_generic)
+ARRAY8(tanh_avx2, tanh8, tanh_generic)
+
+#endif /* FR_X86_SIMD */
+
+void fr_sigmoid_f32(int n, const float *x, float *y)
+{
+    switch (fr_matmul_isa()) {
+#ifdef FR_X86_SIMD
+    case FR_ISA_AVX512: sigmoid_avx512(n, x, y); return;
+    case FR_ISA_AVX2: sigmoid_avx2(n, x, y); return;
+#endif
+    default: sigmoid_generic(n, x, y); return;
+    }
+}
+
+void fr_tanh_f32(int n, const float *x, float *y)
+{
+    switch (fr_matmul_isa()) {
+#ifdef FR_X86_SIMD
+    case FR_ISA_AVX512: tanh_avx512(n, x, y); return;
+    case FR_ISA_AVX2: tanh_avx2(n, x, y); return;
+#endif
+    default: tanh_generic(n, x, y); return;
+    }
+}
