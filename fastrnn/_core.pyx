@@ -384,18 +384,6 @@ cdef void *_grad(object a, str name, tuple shape, object dtype) except? NULL:
     return _out(a, name, shape, dtype)
 
 
-def backward_work_size(int cell, bint linear_before_reset, int H, int T, int B):
-    """Elements of scratch fr_backward needs (see fastrnn.h); the same for
-    either dtype."""
-    cdef fr_layer L
-    L.dtype = FR_F32
-    L.cell = <fr_cell>cell
-    L.input_size = L.hidden_size = H
-    L.peephole = 0
-    L.linear_before_reset = linear_before_reset
-    return fr_backward_work_size(&L, T, B)
-
-
 def layer_backward(int cell, bint peephole, bint linear_before_reset,
                    w_ih, w_hh, w_peep, x, lengths, bint reverse, cache,
                    dy, dh_n, dc_n, dx, bint dx_accumulate, dh0, dc0,
@@ -406,7 +394,8 @@ def layer_backward(int cell, bint peephole, bint linear_before_reset,
     dh_n, dc_n (B, H) or None. Writes dx (T, B, I) (rows may be spaced; added
     to with dx_accumulate), dh0, dc0 (B, H) unless None, and ADDS the
     parameter gradients into gw_ih, gw_hh, gb_ih, gb_hh, gw_peep (each None to
-    skip). `work`: optional 1-D scratch of backward_work_size elements."""
+    skip). `work`: optional 1-D scratch of fr_backward_work_size elements
+    (by default one from the scratch pool)."""
     if not isinstance(x, np.ndarray) or x.ndim != 3:
         raise ValueError("x: expected a 3-D numpy array (T, B, I)")
     dtype = x.dtype

@@ -267,7 +267,6 @@ class _RNNBase(Trainable, Module):
         dc0 = np.empty_like(dh0) if self._has_cell_state() else None
         peephole = getattr(self, "peephole", False)
         lbr = getattr(self, "linear_before_reset", True)
-        work = np.empty(_core.backward_work_size(self._cell, lbr, H, T, B), self.dtype)
         params, grads = self._params, self.grads
         for layer in reversed(range(self.num_layers)):
             x = cache.inputs[layer]
@@ -283,7 +282,7 @@ class _RNNBase(Trainable, Module):
                     dh0[k], None if dc0 is None else dc0[k],
                     grads["weight_ih" + sfx], grads["weight_hh" + sfx],
                     grads.get("bias_ih" + sfx), grads.get("bias_hh" + sfx),
-                    grads.get("weight_peep" + sfx), work)
+                    grads.get("weight_peep" + sfx))
             if layer > 0 and cache.masks:
                 dx *= cache.masks[layer - 1]
             dy = dx

@@ -59,8 +59,12 @@ def _zero_streams(state, reset):
     are (L*D, B, H) arrays."""
     if state is None or not reset.any():
         return state
-    keep = (~reset).astype(np.float64)[None, :, None]
-    return map_state(state, lambda s: s * keep.astype(s.dtype))
+
+    def zero(s):
+        s = s.copy()
+        s[:, reset] = 0
+        return s
+    return map_state(state, zero)
 
 
 def _state_arrays(state):

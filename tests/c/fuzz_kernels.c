@@ -62,7 +62,13 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
                  (int)((seed >> 47) & 3), (int)((seed >> 49) & 3));
     check_pack(&r, (seed >> 51) & 1 ? FR_F64 : FR_F32, N, K ? K : 1);
     if (g_failures) {
-        fprintf(stderr, "fuzz_kernels: check failed on this input\n");
+        FILE *f = fopen("fuzz_kernels-failure.bin", "wb");   /* replay: ./fuzz_kernels FILE */
+        if (f) {
+            fwrite(data, 1, size, f);
+            fclose(f);
+        }
+        fprintf(stderr, "fuzz_kernels: check failed on this input (saved in "
+                        "fuzz_kernels-failure.bin)\n");
         abort();                         /* a finding, for libFuzzer and the driver alike */
     }
     return 0;
