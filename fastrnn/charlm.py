@@ -394,7 +394,7 @@ def train(text_path=None, steps=STEPS, out="fastrnn-run", resume=False, sample_e
     print(f"training a {s['layers']}-layer {s['cell'].upper()}, hidden {s['hidden']} "
           f"({model.num_params():,} parameters), on {corpus}: {len(text):,} characters, "
           f"vocabulary {len(vocab)}, {len(held_text):,} held out", file=log, flush=True)
-    progress = _Progress(steps, step, log)
+    progress = _Progress(steps, step, sys.stderr if log is sys.stdout else log)  # bar on stderr
     t0, trained, losses = time.perf_counter(), 0, []
     try:
         while step < steps:

@@ -1,11 +1,13 @@
 """Models on disk: one .npz with each parameter under its PyTorch name and the
 configuration as a JSON string. Loading never unpickles (allow_pickle=False);
 saving goes through a temporary file and an atomic rename, so a crash mid-save
-leaves the old file intact."""
+leaves the old file intact. On Linux the temporary file has no name until it
+is complete (O_TMPFILE), so even a killed process leaves nothing behind."""
 import json
 import lzma
 import math
 import os
+import shutil
 import tempfile
 import zipfile
 import zlib
@@ -23,18 +25,63 @@ def save(path, kind, config, params):
     arrays = dict(params)
     arrays[CONFIG_KEY] = np.array(meta)
     folder = os.path.dirname(os.path.abspath(path))
-    fd, tmp = tempfile.mkstemp(prefix=".fastrnn-", suffix=".tmp", dir=folder)
+    fd, tmp = _temp_file(folder)
     try:
         os.fchmod(fd, _file_mode(path))     # mkstemp's 0600, not what open() would give
-        with os.fdopen(fd, "wb") as f:
+        with os.fdopen(fd, "w+b") as f:
             np.savez(f, **arrays)
             f.flush()
             os.fsync(f.fileno())
+            if tmp is None:                 # unnamed until now: name it, then rename
+                tmp = _link_temp(folder, f)
         os.replace(tmp, path)
     except BaseException:
-        if os.path.exists(tmp):
+        if tmp is not None and os.path.exists(tmp):
             os.unlink(tmp)
         raise
+
+
+def _temp_file(folder):
+    """(fd, name) of a new file in `folder` for the model: unnamed (name None)
+    where Linux offers O_TMPFILE, so a process killed mid-save leaves nothing;
+    else a hidden .fastrnn-*.tmp."""
+    flag = getattr(os, "O_TMPFILE", 0)
+    if flag and os.path.isdir("/proc/self/fd"):
+        try:
+            return os.open(folder, flag | os.O_RDWR, 0o600), None
+        except OSError:
+            pass                            # a file system without O_TMPFILE
+    return tempfile.mkstemp(prefix=".fastrnn-", suffix=".tmp", dir=folder)
+
+
+def _link_temp(folder, f):
+    """A hidden name in `folder` for the complete unnamed file `f` (open(2):
+    linkat of /proc/self/fd/N); where that is refused, a named copy."""
+    dirfd = os.open(folder, os.O_RDONLY | os.O_DIRECTORY)
+    try:
+        while True:
+            name = f".fastrnn-{os.urandom(6).hex()}.tmp"
+            try:
+                os.link(f"/proc/self/fd/{f.fileno()}", name, dst_dir_fd=dirfd)
+                return os.path.join(folder, name)
+            except FileExistsError:
+                continue
+            except OSError:
+                break
+    finally:
+        os.close(dirfd)
+    fd, tmp = tempfile.mkstemp(prefix=".fastrnn-", suffix=".tmp", dir=folder)
+    try:
+        os.fchmod(fd, os.fstat(f.fileno()).st_mode & 0o7777)
+        with os.fdopen(fd, "wb") as g:
+            f.seek(0)
+            shutil.copyfileobj(f, g)
+            g.flush()
+            os.fsync(g.fileno())
+    except BaseException:
+        os.unlink(tmp)
+        raise
+    return tmp
 
 
 def _file_mode(path):

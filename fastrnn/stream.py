@@ -30,9 +30,8 @@ step, setting a parameter attribute): the stream SEES them, in full, from its
 next step or run on: every change bumps the layer's weights version
 (Module._params_changed), and a stream whose version is stale takes the new
 packed weights before it computes anything. A step already running finishes
-with the weights it started with; the state carries over. (Changing weights
-while another thread runs load_state_dict on the same layer is a race the
-caller must avoid, as for the layer's own forward.)
+with the weights it started with; the state carries over. load_state_dict
+swaps in fresh arrays all at once, so a stream never sees half of a load.
 
 Products: both W_ih and W_hh run on packed weights, the layer's own packed
 cache (shared with its forward). float32 uses the SIMD kernel of matmul.c,

@@ -18,7 +18,7 @@ import numpy as np
 import pytest
 
 import fastrnn as fr
-from helpers import KINDS, KIND_IDS, split_state
+from helpers import KINDS, KIND_IDS
 
 N_THREADS = 8
 

@@ -6,8 +6,9 @@ at four points, flipped bytes, foreign .npz / zip, object arrays, missing /
 extra / misshapen weights, garbage and forged configurations) with:
 - a save interrupted at every stage (np.savez, fsync, os.replace raising an
   error or KeyboardInterrupt; a child process killed with SIGINT or SIGKILL
-  in the middle of writing 80 MB): the old file is intact, and no temporary
-  file is left (SIGKILL: see test_killed_mid_save_keeps_the_old_file);
+  in the middle of writing 80 MB), with each way of making the temporary
+  file (unnamed O_TMPFILE, named, copied): the old file is intact, and no
+  temporary file is left;
 - the saved file's permissions are open()'s, not mkstemp's 0600;
 - pickle payloads in every place an .npz can carry one never run;
 - forged .npy headers (a shape of 10**12 elements), members that are not
@@ -57,8 +58,35 @@ def _partial_savez(f, **arrays):
     raise OSError(28, "No space left on device")
 
 
+@pytest.fixture(params=["unnamed", "named", "copied"])
+def temp_kind(request, monkeypatch):
+    """How save makes its temporary file: unnamed (Linux O_TMPFILE, then
+    linked), named (mkstemp: no O_TMPFILE), or unnamed but copied into a named
+    file (linking refused)."""
+    if request.param == "named":
+        monkeypatch.delattr(os, "O_TMPFILE", raising=False)
+    elif request.param == "copied":
+        real_link = os.link
+
+        def refuse(src, *args, **kw):
+            if str(src).startswith("/proc/self/fd/"):
+                raise PermissionError(1, "Operation not permitted")
+            return real_link(src, *args, **kw)
+        monkeypatch.setattr(os, "link", refuse)
+    return request.param
+
+
+def test_save_round_trip_every_way(tmp_path, temp_kind):
+    path = str(tmp_path / "model.npz")
+    for seed in (0, 1):                        # a new file, then over an old one
+        m = model(seed)
+        m.save(path)
+        assert same_weights(fr.load(path), m)
+        assert listing(tmp_path) == ["model.npz"]
+
+
 @pytest.mark.parametrize("where", ["savez", "fsync", "replace", "interrupt"])
-def test_failed_save_keeps_the_old_file(tmp_path, monkeypatch, where):
+def test_failed_save_keeps_the_old_file(tmp_path, monkeypatch, where, temp_kind):
     path = str(tmp_path / "model.npz")
     old = model(0)
     old.save(path)
@@ -85,7 +113,6 @@ def test_failed_save_keeps_the_old_file(tmp_path, monkeypatch, where):
         error = KeyboardInterrupt
     with pytest.raises(error):
         model(1).save(path)
-    monkeypatch.undo()
     assert open(path, "rb").read() == old_bytes, "the old file was changed"
     assert listing(tmp_path) == before, f"left behind: {set(listing(tmp_path)) - set(before)}"
     assert same_weights(fr.load(path), old)
@@ -110,9 +137,25 @@ _SAVE_LOOP = textwrap.dedent("""
 """)
 
 
+def _writing(pid, folder):
+    """Whether process `pid` has a file in `folder` other than model.npz open
+    with more than 1 MB in it: a save in progress (its temporary file, named
+    or not)."""
+    fds = f"/proc/{pid}/fd"
+    for n in os.listdir(fds):
+        try:
+            target = os.readlink(os.path.join(fds, n))
+            size = os.stat(os.path.join(fds, n)).st_size
+        except OSError:
+            continue
+        if target.startswith(str(folder)) and not target.endswith("model.npz") and size > 2**20:
+            return True
+    return False
+
+
 def _kill_mid_save(tmp_path, sig):
     """Start a child that saves a big model over `path` again and again;
-    send `sig` once its temporary file is being written."""
+    send `sig` while it is writing its temporary file."""
     path = str(tmp_path / "model.npz")
     old = model(0)
     old.save(path)
@@ -122,8 +165,7 @@ def _kill_mid_save(tmp_path, sig):
     try:
         assert proc.stdout.readline().strip() == b"ready"
         deadline = time.monotonic() + 60
-        while not any(n.endswith(".tmp") and os.path.getsize(tmp_path / n) > 2**20
-                      for n in listing(tmp_path)):
+        while not _writing(proc.pid, tmp_path):
             assert time.monotonic() < deadline, "the child never started writing"
             assert proc.poll() is None, "the child died"
             time.sleep(0.002)
@@ -136,6 +178,10 @@ def _kill_mid_save(tmp_path, sig):
     return path, old
 
 
+needs_proc = pytest.mark.skipif(not os.path.isdir("/proc/self/fd"), reason="needs Linux /proc")
+
+
+@needs_proc
 def test_interrupted_mid_save_keeps_the_old_file(tmp_path):
     """SIGINT (KeyboardInterrupt) while 80 MB are being written: the old file
     loads unchanged and no temporary file is left."""
@@ -144,14 +190,14 @@ def test_interrupted_mid_save_keeps_the_old_file(tmp_path):
     assert same_weights(fr.load(path), old)
 
 
+@needs_proc
 def test_killed_mid_save_keeps_the_old_file(tmp_path):
-    """SIGKILL while 80 MB are being written: the old file loads unchanged.
-    A killed process cannot clean up, so its hidden temporary file
-    (.fastrnn-*.tmp) stays beside it -- the only thing that may."""
+    """SIGKILL while 80 MB are being written: the old file loads unchanged,
+    and nothing is left beside it -- the temporary file has no name until it
+    is complete (O_TMPFILE; elsewhere a hidden .fastrnn-*.tmp would stay)."""
     path, old = _kill_mid_save(tmp_path, signal.SIGKILL)
     assert same_weights(fr.load(path), old)
-    assert all(n == "model.npz" or (n.startswith(".fastrnn-") and n.endswith(".tmp"))
-               for n in listing(tmp_path)), listing(tmp_path)
+    assert listing(tmp_path) == ["model.npz"]
 
 
 def test_saved_file_has_the_permissions_open_gives(tmp_path):

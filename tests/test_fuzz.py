@@ -18,7 +18,6 @@ Examples are bounded (the derandomized "ci" profile of conftest.py), so the
 file runs in well under a minute.
 """
 import numpy as np
-import pytest
 from hypothesis import HealthCheck, event, given, settings, strategies as st
 
 import fastrnn as fr

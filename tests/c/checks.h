@@ -428,7 +428,8 @@ static grads_out run_backward(const layer_case *c, fr_dtype dt, const double *dy
     fr_sequence_grad D;
     memset(&D, 0, sizeof D);
     const int dys = H + dy_extra, dxs = I + dx_extra;
-    size_t ndy = rows ? (size_t)(rows - 1) * dys + H : 0, ndx = rows ? (size_t)(rows - 1) * dxs + I : 0;
+    size_t ndy = rows ? (size_t)(rows - 1) * dys + H : 0;
+    size_t ndx = rows ? (size_t)(rows - 1) * dxs + I : 0;
     void *dyb = NULL;
     if (dy) {
         dyb = xalloc(ndy, dt);
@@ -453,7 +454,8 @@ static grads_out run_backward(const layer_case *c, fr_dtype dt, const double *dy
         dx_before = malloc((ndx + 1) * sizeof(double));
         for (size_t i = 0; i < ndx; i++) {       /* gaps: 444, never written */
             int gap = (i % dxs) >= (size_t)I;
-            dx_before[i] = gap ? 444.0 : (dx_accumulate ? (double)(float)(0.25 * (double)(i % 7)) : NAN);
+            double old = dx_accumulate ? 0.25 * (double)(i % 7) : NAN;   /* exact in float */
+            dx_before[i] = gap ? 444.0 : old;
             put(dxb, i, dx_before[i], dt);
         }
     }
@@ -568,8 +570,10 @@ static void check_backward(const layer_case *c, rng_t *r, int skip, int use_dy, 
             if (row / B >= c->lengths[row % B])
                 for (int j = 0; j < H; j++)
                     dy[(size_t)row * H + j] = 0;
-    grads_out g64 = run_backward(c, FR_F64, dy, dh_n, dc_n, skip, dx_accumulate, dy_extra, dx_extra);
-    grads_out g32 = run_backward(c, FR_F32, dy, dh_n, dc_n, skip, dx_accumulate, dy_extra, dx_extra);
+    grads_out g64 = run_backward(c, FR_F64, dy, dh_n, dc_n, skip, dx_accumulate, dy_extra,
+                                 dx_extra);
+    grads_out g32 = run_backward(c, FR_F32, dy, dh_n, dc_n, skip, dx_accumulate, dy_extra,
+                                 dx_extra);
     case_describe(c, "backward check", FR_F64);
 
     /* float64: one central difference along a random direction of everything */
@@ -621,7 +625,8 @@ static void check_backward(const layer_case *c, rng_t *r, int skip, int use_dy, 
         for (size_t i = 0; got[k] && i < n[k]; i++)
             big = fmax(big, fabs(got[k][i]));
     double *got32[8] = {g32.dx, g32.dh0, g32.dc0, g32.g[0], g32.g[1], g32.g[2], g32.g[3], g32.g[4]};
-    static const char *names[8] = {"dx", "dh0", "dc0", "dw_ih", "dw_hh", "db_ih", "db_hh", "dw_peep"};
+    static const char *names[8] = {"dx", "dh0", "dc0", "dw_ih", "dw_hh", "db_ih", "db_hh",
+                                   "dw_peep"};
     for (int k = 0; k < 8; k++) {
         CHECK(!got[k] == !got32[k], "%s present in one dtype only", names[k]);
         for (size_t i = 0; got[k] && got32[k] && i < n[k]; i++)
