@@ -101,7 +101,7 @@ def test_default_corpus_is_the_standard_library(tmp_path, capsys):
 def test_trains_without_tqdm(text_file, tmp_path, capsys, monkeypatch):
     monkeypatch.setitem(sys.modules, "tqdm", None)          # `import tqdm` now fails
     assert main(["train", text_file, "--steps", "2", "--out", str(tmp_path / "r")] + TINY) == 0
-    assert "step 2/2  loss" in capsys.readouterr().out
+    assert "step 2/2  loss" in capsys.readouterr().err   # progress goes to stderr
 
 
 def test_errors_are_clear(text_file, tmp_path, capsys):
