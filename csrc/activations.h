@@ -35,8 +35,12 @@ static inline float fr_expf(float x)
     return p * scale;                      /* NaN in x stays NaN through p */
 }
 
-/* sigmoid(x) = 1 / (1 + e^-x) */
-static inline float fr_sigmoidf(float x) { return 1.0f / (1.0f + fr_expf(-x)); }
+/* sigmoid(x) = 1 / (1 + e^-x), exactly 0 where e^-x overflows (PyTorch's
+ * 0 * inf = NaN then holds here too) */
+static inline float fr_sigmoidf(float x)
+{
+    return x < -88.3762626647949f ? 0.0f : 1.0f / (1.0f + fr_expf(-x));
+}
 
 /* tanh(x) = x P(x^2) / Q(x^2) on [-7.9, 7.9] (Eigen's rational form); beyond
  * that tanh(x) rounds to +-1 in float. Odd, so small |x| keeps full relative

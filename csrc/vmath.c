@@ -60,7 +60,7 @@ static void tanh_generic(int n, const float *x, float *y)
 
 __attribute__((target("avx512f"))) static inline __m512 exp16(__m512 x)
 {
-    x = _mm512_min_ps(_mm512_set1_ps(88.3762626647949f), x);   /* e^x < 2^128 */
+    x = _mm512_min_ps(_mm512_set1_ps(88.7228391f), x);    /* beyond: 2^128 e^r = inf */
     x = _mm512_max_ps(_mm512_set1_ps(-103.972084f), x);
     __m512 n = _mm512_roundscale_ps(_mm512_mul_ps(x, _mm512_set1_ps(1.44269504088896341f)),
                                     _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC);
@@ -79,10 +79,12 @@ __attribute__((target("avx512f"))) static inline __m512 recip16(__m512 d)
     return _mm512_mul_ps(r, _mm512_fnmadd_ps(d, r, _mm512_set1_ps(2.0f)));
 }
 
+/* sigmoid(x) = 1 / (1 + e^-x); exactly 0 where e^-x overflows, as in PyTorch */
 __attribute__((target("avx512f"))) static inline __m512 sigmoid16(__m512 x)
 {
-    __m512 e = exp16(_mm512_sub_ps(_mm512_setzero_ps(), x));
-    return recip16(_mm512_add_ps(e, _mm512_set1_ps(1.0f)));
+    __m512 d = _mm512_add_ps(exp16(_mm512_sub_ps(_mm512_setzero_ps(), x)), _mm512_set1_ps(1.0f));
+    __mmask16 overflow = _mm512_cmp_ps_mask(d, _mm512_set1_ps(__builtin_inff()), _CMP_EQ_OQ);
+    return _mm512_maskz_mov_ps((__mmask16)~overflow, recip16(d));
 }
 
 __attribute__((target("avx512f"))) static inline __m512 tanh16(__m512 x)
@@ -130,10 +132,13 @@ __attribute__((target("avx2,fma"))) static inline __m256 recip8(__m256 d)
     return _mm256_mul_ps(r, _mm256_fnmadd_ps(d, r, _mm256_set1_ps(2.0f)));
 }
 
+/* exactly 0 where e^-x would overflow (exp8 clamps its argument) */
 __attribute__((target("avx2,fma"))) static inline __m256 sigmoid8(__m256 x)
 {
     __m256 e = exp8(_mm256_sub_ps(_mm256_setzero_ps(), x));
-    return recip8(_mm256_add_ps(e, _mm256_set1_ps(1.0f)));
+    __m256 s = recip8(_mm256_add_ps(e, _mm256_set1_ps(1.0f)));
+    __m256 underflow = _mm256_cmp_ps(x, _mm256_set1_ps(-88.3762626647949f), _CMP_LT_OQ);
+    return _mm256_andnot_ps(underflow, s);
 }
 
 __attribute__((target("avx2,fma"))) static inline __m256 tanh8(__m256 x)
