@@ -228,6 +228,17 @@ cdef _give_scratch(object a):
         _scratch_pool.append(a)
 
 
+def _sizes(x, w_hh):
+    """dtype, T, B, I of x (T, B, I) and H of w_hh (G*H, H), checked."""
+    if not isinstance(x, np.ndarray) or x.ndim != 3:
+        raise ValueError("x: expected a 3-D numpy array (T, B, I)")
+    T, B, I = x.shape
+    if T * B > INT_MAX:
+        raise ValueError(f"x: T * B = {T * B} rows exceed {INT_MAX}")
+    H = w_hh.shape[1] if isinstance(w_hh, np.ndarray) and w_hh.ndim == 2 else 0
+    return x.dtype, T, B, I, H
+
+
 def cache_size(int cell, int H, int T, int B):
     """Elements a training forward keeps for backward (see fastrnn.h)."""
     cdef fr_layer L
@@ -245,13 +256,8 @@ def layer_forward(int cell, bint peephole, bint linear_before_reset,
     (B, H); fills `cache` (1-D, cache_size elements) when given. `packed` is
     pack(w_hh) of these weights, or None to pack on the fly; `packed_ih`
     pack(w_ih), or None for a BLAS input projection."""
-    if not isinstance(x, np.ndarray) or x.ndim != 3:
-        raise ValueError("x: expected a 3-D numpy array (T, B, I)")
-    dtype = x.dtype
-    cdef int T = x.shape[0], B = x.shape[1], I = x.shape[2]
-    if <Py_ssize_t>T * B > INT_MAX:
-        raise ValueError(f"x: T * B = {T * B} rows exceed {INT_MAX}")
-    cdef int H = w_hh.shape[1] if isinstance(w_hh, np.ndarray) and w_hh.ndim == 2 else 0
+    dtype, T_, B_, I_, H_ = _sizes(x, w_hh)
+    cdef int T = T_, B = B_, I = I_, H = H_
     cdef fr_layer L = _layer(cell, I, H, peephole, linear_before_reset,
                              w_ih, w_hh, b_ih, b_hh, w_peep, dtype)
     cdef fr_sequence S
@@ -396,13 +402,8 @@ def layer_backward(int cell, bint peephole, bint linear_before_reset,
     parameter gradients into gw_ih, gw_hh, gb_ih, gb_hh, gw_peep (each None to
     skip). `work`: optional 1-D scratch of fr_backward_work_size elements
     (by default one from the scratch pool)."""
-    if not isinstance(x, np.ndarray) or x.ndim != 3:
-        raise ValueError("x: expected a 3-D numpy array (T, B, I)")
-    dtype = x.dtype
-    cdef int T = x.shape[0], B = x.shape[1], I = x.shape[2]
-    if <Py_ssize_t>T * B > INT_MAX:
-        raise ValueError(f"x: T * B = {T * B} rows exceed {INT_MAX}")
-    cdef int H = w_hh.shape[1] if isinstance(w_hh, np.ndarray) and w_hh.ndim == 2 else 0
+    dtype, T_, B_, I_, H_ = _sizes(x, w_hh)
+    cdef int T = T_, B = B_, I = I_, H = H_
     cdef fr_layer L = _layer(cell, I, H, peephole, linear_before_reset,
                              w_ih, w_hh, None, None, w_peep, dtype)
     cdef int GH = fr_gates(L.cell) * H

@@ -4,7 +4,7 @@ import numpy as np
 
 from . import _core
 from ._validate import as_dtype, as_real_array, as_state, positive_int
-from .layers import GATES, Trainable, run_direction
+from .layers import GATES, Trainable, rnn_cell_kind, run_direction
 from .module import Module
 
 
@@ -136,10 +136,8 @@ class RNNCell(_CellBase):
         super().__init__(input_size, hidden_size, bias, dtype, seed, nonlinearity=nonlinearity)
 
     def _configure_cell(self, nonlinearity="tanh"):
-        if nonlinearity not in ("tanh", "relu"):
-            raise ValueError(f"nonlinearity: expected 'tanh' or 'relu', got {nonlinearity!r}")
         self.nonlinearity = nonlinearity
-        self._cell = _core.RNN_TANH if nonlinearity == "tanh" else _core.RNN_RELU
+        self._cell = rnn_cell_kind(nonlinearity)
 
     def _cell_config(self):
         return {"nonlinearity": self.nonlinearity}

@@ -13,6 +13,13 @@ from .threads import get_num_threads
 GATES = {_core.RNN_TANH: 1, _core.RNN_RELU: 1, _core.LSTM: 4, _core.GRU: 3}
 
 
+def rnn_cell_kind(nonlinearity):
+    """The C cell of an Elman RNN with this nonlinearity."""
+    if nonlinearity not in ("tanh", "relu"):
+        raise ValueError(f"nonlinearity: expected 'tanh' or 'relu', got {nonlinearity!r}")
+    return _core.RNN_TANH if nonlinearity == "tanh" else _core.RNN_RELU
+
+
 def _probability(p, name):
     """A float in [0, 1], as PyTorch checks its dropout."""
     if isinstance(p, bool) or not isinstance(p, (int, float, np.integer, np.floating)):
@@ -351,10 +358,8 @@ class RNN(_RNNBase):
                          dtype, seed, dropout, nonlinearity=nonlinearity)
 
     def _configure_cell(self, nonlinearity="tanh"):
-        if nonlinearity not in ("tanh", "relu"):
-            raise ValueError(f"nonlinearity: expected 'tanh' or 'relu', got {nonlinearity!r}")
         self.nonlinearity = nonlinearity
-        self._cell = _core.RNN_TANH if nonlinearity == "tanh" else _core.RNN_RELU
+        self._cell = rnn_cell_kind(nonlinearity)
 
     def _cell_config(self):
         return {"nonlinearity": self.nonlinearity}
