@@ -45,6 +45,7 @@ import argparse
 import json
 import os
 import platform
+import subprocess
 import sys
 import time
 
@@ -347,6 +348,18 @@ def blas_entries():
             for d in threadpool_info() if d.get("user_api") == "blas"]
 
 
+def git_commit(path):
+    """The commit (and + if dirty) of the checkout holding `path`, or '?'."""
+    def git(*cmd):
+        return subprocess.run(["git", "-C", os.path.dirname(path), *cmd], capture_output=True,
+                              text=True, timeout=10).stdout.strip()
+    try:
+        commit = git("rev-parse", "--short", "HEAD")
+        return commit + ("+" if git("status", "--porcelain", "--untracked-files=no") else "") or "?"
+    except (OSError, subprocess.SubprocessError):
+        return "?"
+
+
 def print_blas():
     for d in blas_entries():
         print(f"- BLAS: {d['internal_api']} {d['version']} {d['architecture']}, "
@@ -363,7 +376,7 @@ def print_header():
     print(f"- python {platform.python_version()}, numpy {np.__version__}, scipy {scipy.__version__}, "
           f"torch {torch.__version__} (oneDNN {onednn_version()}), onnxruntime {ort.__version__}, "
           f"onnx {onnx.__version__}, fastrnn {fr.__version__}")
-    print(f"- fastrnn core: {core} (built {built})")
+    print(f"- fastrnn core: {core} (built {built}, commit {git_commit(core)})")
     print(f"- OPENBLAS_CORETYPE={os.environ.get('OPENBLAS_CORETYPE', '(unset)')}")
     print_blas()
     print(f"- T={T}, I=H={I}, float32; times in ms per sequence")

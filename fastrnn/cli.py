@@ -4,13 +4,14 @@
                   [--layers L] [--seq-len K] [--batch B] [--lr LR] [--resume]
     fastrnn sample CHECKPOINT [--temperature T] [--length N] [--prime TEXT] [--seed S]
     fastrnn convert SOURCE.pt|.npz|.onnx --out MODEL.npz|.onnx [--type lstm] [...]
+    fastrnn bench [--quick] [--threads N] [--only PATTERN] [--json PATH] [--plot PATH]
 
 Without TEXT, `train` learns the Python standard library's own sources."""
 import argparse
 import contextlib
 import sys
 
-from . import charlm
+from . import bench, charlm
 from . import interop
 from .threads import get_num_threads, set_num_threads
 
@@ -70,6 +71,7 @@ def _parser():
                              "0 keeps the libraries' defaults. Default 1: for models of this "
                              "size a few cores gain little and other load costs a lot")
     interop.add_convert_parser(sub)
+    bench.add_bench_parser(sub)
     return p
 
 
@@ -102,6 +104,8 @@ def main(argv=None):
     try:
         if args.command == "convert":
             return interop.convert(args)
+        if args.command == "bench":
+            return bench.run_command(args)
         with _threads(args.threads):
             _run(args)
     except (ValueError, FloatingPointError) as e:
