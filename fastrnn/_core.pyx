@@ -393,7 +393,7 @@ cdef void *_grad(object a, str name, tuple shape, object dtype) except? NULL:
 def layer_backward(int cell, bint peephole, bint linear_before_reset,
                    w_ih, w_hh, w_peep, x, lengths, bint reverse, cache,
                    dy, dh_n, dc_n, dx, bint dx_accumulate, dh0, dc0,
-                   gw_ih, gw_hh, gb_ih, gb_hh, gw_peep, work=None):
+                   gw_ih, gw_hh, gb_ih, gb_hh, gw_peep, work=None, int num_threads=1):
     """Backward of one layer-direction from the `cache` its training
     layer_forward filled (same weights, x, lengths, reverse). dy (T, B, H) may
     have spaced rows (one half of a bidirectional gradient), or None for zeros;
@@ -430,6 +430,7 @@ def layer_backward(int cell, bint peephole, bint linear_before_reset,
     elif not isinstance(work, np.ndarray) or work.ndim != 1 or work.shape[0] < n_work:
         raise ValueError(f"work: expected a 1-D array of at least {n_work} elements")
     S.work = _out(work, "work", work.shape, dtype)
+    S.num_threads = num_threads
 
     cdef fr_sequence_grad D
     D.dy, D.dy_stride = NULL, 0

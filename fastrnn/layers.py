@@ -289,7 +289,7 @@ class _RNNBase(Trainable, Module):
                     dh0[k], None if dc0 is None else dc0[k],
                     grads["weight_ih" + sfx], grads["weight_hh" + sfx],
                     grads.get("bias_ih" + sfx), grads.get("bias_hh" + sfx),
-                    grads.get("weight_peep" + sfx))
+                    grads.get("weight_peep" + sfx), num_threads=get_num_threads())
             if layer > 0 and cache.masks:
                 dx *= cache.masks[layer - 1]
             dy = dx
