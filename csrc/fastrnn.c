@@ -9,7 +9,7 @@ int fr_gates(fr_cell cell)
 
 size_t fr_packed_size(int rows, int cols)
 {
-    return ((size_t)rows + FR_BLOCK - 1) / FR_BLOCK * FR_BLOCK * cols;
+    return fr_pack_size_f32(rows, cols);        /* the same panels in either dtype */
 }
 
 void fr_pack(fr_dtype dtype, int rows, int cols, const void *W, void *packed)

@@ -228,6 +228,16 @@ cdef _give_scratch(object a):
         _scratch_pool.append(a)
 
 
+cdef const int *_lengths(object lengths, int B, int T) except? NULL:
+    """Pointer to int32 lengths (B,), each in [0, T], or NULL for None."""
+    if lengths is None:
+        return NULL
+    _check(lengths, "lengths", (B,), np.int32)
+    if B and (lengths.min() < 0 or lengths.max() > T):
+        raise ValueError(f"lengths: expected values in [0, {T}]")
+    return <const int *>cnp.PyArray_DATA(<cnp.ndarray>lengths)
+
+
 def _sizes(x, w_hh):
     """dtype, T, B, I of x (T, B, I) and H of w_hh (G*H, H), checked."""
     if not isinstance(x, np.ndarray) or x.ndim != 3:
@@ -266,12 +276,7 @@ def layer_forward(int cell, bint peephole, bint linear_before_reset,
     S.x_stride = I
     S.h0 = _in(h0, "h0", (B, H), dtype)
     S.c0 = _in(c0, "c0", (B, H), dtype) if cell == FR_LSTM else NULL
-    S.lengths = NULL
-    if lengths is not None:
-        _check(lengths, "lengths", (B,), np.int32)
-        if B and (lengths.min() < 0 or lengths.max() > T):
-            raise ValueError(f"lengths: expected values in [0, {T}]")
-        S.lengths = <const int *>cnp.PyArray_DATA(<cnp.ndarray>lengths)
+    S.lengths = _lengths(lengths, B, T)
     S.y = _rows(y, "y", T, B, H, dtype, &S.y_stride)
     S.h_n = _out(h_n, "h_n", (B, H), dtype)
     S.c_n = _out(c_n, "c_n", (B, H), dtype) if cell == FR_LSTM else NULL
@@ -414,12 +419,7 @@ def layer_backward(int cell, bint peephole, bint linear_before_reset,
     S.h0 = S.c0 = NULL
     S.y = S.h_n = S.c_n = NULL
     S.y_stride = 0
-    S.lengths = NULL
-    if lengths is not None:
-        _check(lengths, "lengths", (B,), np.int32)
-        if B and (lengths.min() < 0 or lengths.max() > T):
-            raise ValueError(f"lengths: expected values in [0, {T}]")
-        S.lengths = <const int *>cnp.PyArray_DATA(<cnp.ndarray>lengths)
+    S.lengths = _lengths(lengths, B, T)
     S.cache = <void *>_in(cache, "cache", (fr_cache_size(&L, T, B),), dtype)
     if S.cache == NULL:
         raise ValueError("cache is required")
