@@ -7,6 +7,11 @@ int fr_gates(fr_cell cell)
     return cell == FR_LSTM ? 4 : cell == FR_GRU ? 3 : 1;
 }
 
+int fr_output_size(const fr_layer *L)
+{
+    return fr_proj(L) ? fr_proj(L) : L->hidden_size;
+}
+
 size_t fr_packed_size(int rows, int cols)
 {
     return fr_pack_size_f32(rows, cols);        /* the same panels in either dtype */
@@ -27,9 +32,9 @@ size_t fr_work_size(const fr_layer *L, int T, int B)
 
 size_t fr_cache_size(const fr_layer *L, int T, int B)
 {
-    size_t H = (size_t)L->hidden_size, rows = (size_t)T * B;
-    size_t extra = L->cell == FR_LSTM ? 2 : L->cell == FR_GRU ? 1 : 0;
-    return rows * ((size_t)fr_gates(L->cell) * H + H + extra * H);
+    size_t H = (size_t)L->hidden_size, R = (size_t)fr_output_size(L), rows = (size_t)T * B;
+    size_t extra = L->cell == FR_LSTM ? (fr_proj(L) ? 3 : 2) : L->cell == FR_GRU ? 1 : 0;
+    return rows * ((size_t)fr_gates(L->cell) * H + R + extra * H);
 }
 
 void fr_forward(const fr_layer *L, const fr_sequence *seq, const fr_blas *blas)
@@ -64,14 +69,17 @@ int fr_stream_check(const fr_layer *layers, int num_layers, int B)
     const fr_layer *L0 = &layers[0];
     if (L0->input_size < 1 || L0->hidden_size < 1 || (L0->dtype != FR_F32 && L0->dtype != FR_F64))
         return -1;
+    const int proj = fr_proj(L0);
     for (int l = 0; l < num_layers; l++) {
         const fr_layer *L = &layers[l];
         if (L->dtype != L0->dtype || L->cell != L0->cell || L->hidden_size != L0->hidden_size ||
             L->peephole != L0->peephole || L->linear_before_reset != L0->linear_before_reset ||
-            L->input_size != (l ? L0->hidden_size : L0->input_size))
+            fr_proj(L) != proj ||
+            L->input_size != (l ? fr_output_size(L0) : L0->input_size))
             return -1;
         if ((!L->w_ih && !L->w_ih_packed) || (!L->w_hh && !L->w_hh_packed) ||
-            (L->peephole && L->cell == FR_LSTM && !L->w_peep))
+            (L->peephole && L->cell == FR_LSTM && !L->w_peep) ||
+            (proj && !L->w_hr && !L->w_hr_packed))
             return -1;
     }
     return 0;
@@ -102,7 +110,7 @@ int fr_stream_set_weights(fr_stream *s, const fr_layer *layers)
     const fr_layer *old = &s->layers[0].layer;
     if (layers[0].dtype != old->dtype || layers[0].cell != old->cell ||
         layers[0].input_size != old->input_size || layers[0].hidden_size != old->hidden_size ||
-        layers[0].peephole != old->peephole ||
+        layers[0].peephole != old->peephole || fr_output_size(&layers[0]) != fr_output_size(old) ||
         layers[0].linear_before_reset != old->linear_before_reset)
         return -1;
     if (old->dtype == FR_F32)

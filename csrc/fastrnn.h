@@ -8,6 +8,10 @@
  *   gates G: RNN 1, LSTM 4 (i, f, g, o), GRU 3 (r, z, n)
  *   w_ih (G*H, I), w_hh (G*H, H), b_ih (G*H), b_hh (G*H), row-major
  *   w_peep (3H): peepholes for i, f (they see c(t-1)) and o (it sees c(t))
+ *   LSTM with a projection (proj_size P > 0; PyTorch asks P < H): the state
+ *   the layer outputs and feeds back is h = (o * tanh(c)) W_hr^T, w_hr (P, H);
+ *   w_hh is then (G*H, P). R = fr_output_size(L) (P, else H) is the width of h0,
+ *   h_n, y and dy; c0 and c_n stay H wide.
  *   x is time-major: row (t, b) of the input starts at x + (t*B + b)*x_stride
  *   y row (t, b) starts at y + (t*B + b)*y_stride; it gets h(t), or zeros
  *   where t >= lengths[b].
@@ -53,6 +57,9 @@ typedef struct {
                                   is one BLAS GEMM */
     const void *w_hh_packed;   /* fr_pack(w_hh), or NULL: fr_forward packs it
                                   into its workspace on every call */
+    int proj_size;             /* LSTM: P > 0 projects h through w_hr (PyTorch: P < H); 0: none */
+    const void *w_hr;          /* (P, H) when proj_size > 0, else unused */
+    const void *w_hr_packed;   /* fr_pack(w_hr), or NULL (as w_hh_packed) */
 } fr_layer;
 
 /* One batch of sequences through one layer-direction. */
@@ -61,9 +68,9 @@ typedef struct {
     int reverse;               /* run from each sequence's last step to t = 0 */
     const int *lengths;        /* (B) each in [0, T], or NULL: all T */
     const void *x;  ptrdiff_t x_stride;
-    const void *h0, *c0;       /* (B, H) or NULL for zeros; c0 only for LSTM */
+    const void *h0, *c0;       /* (B, R) and (B, H), or NULL for zeros; c0 only for LSTM */
     void *y;        ptrdiff_t y_stride;
-    void *h_n, *c_n;           /* (B, H) final states; c_n only for LSTM */
+    void *h_n, *c_n;           /* (B, R), (B, H) final states; c_n only for LSTM */
     void *cache;               /* NULL for inference; else fr_cache_size elements */
     void *work;                /* fr_work_size elements */
     int num_threads;           /* threads for the time loop (OpenMP); <= 1: one */
@@ -71,6 +78,10 @@ typedef struct {
 
 /* Number of gates G of a cell: 1, 4 or 3. */
 int fr_gates(fr_cell cell);
+
+/* R, the width of the layer's output and fed-back state: proj_size for a
+ * projected LSTM, else hidden_size. */
+int fr_output_size(const fr_layer *L);
 
 /* A weight matrix W (rows, cols) laid out for fastrnn's products: panels of
  * 32 rows, k-major, zero padded (matmul.h). A service packs w_ih and w_hh once
@@ -85,9 +96,11 @@ size_t fr_work_size(const fr_layer *L, int T, int B);
 /* What a training forward keeps for fr_backward (elements), all in time
  * order t = 0..T-1, each block (T, B, n):
  *   gates  n = G*H  gate activations (LSTM i f g o; GRU r z n; RNN h(t))
- *   hprev  n = H    the state the step at time t started from
+ *   hprev  n = R    the state the step at time t started from
  *   LSTM:  cprev n = H, c n = H     cell state before / after the step
- *   GRU:   hn    n = H    linear_before_reset: W_hn h + b_hn; else r * hprev */
+ *          projected LSTM also hraw n = H: o * tanh(c), before W_hr
+ *   GRU:   hn    n = H    linear_before_reset: W_hn h + b_hn; else r * hprev
+ * A row with t >= lengths[b] keeps defined (finite) values in every block. */
 size_t fr_cache_size(const fr_layer *L, int T, int B);
 
 /* Forward over the sequence. With seq->cache non-NULL it also fills the cache. */
@@ -98,19 +111,19 @@ void fr_forward(const fr_layer *L, const fr_sequence *seq, const fr_blas *blas);
  * (t*B + b)*stride), so one direction's half of a bidirectional gradient
  * works in place. */
 typedef struct {
-    const void *dy; ptrdiff_t dy_stride;   /* (T, B, H) gradient of y, or NULL for zeros;
+    const void *dy; ptrdiff_t dy_stride;   /* (T, B, R) gradient of y, or NULL for zeros;
                                               ignored where t >= lengths[b] */
-    const void *dh_n, *dc_n;   /* (B, H) gradient of the final states, or NULL for zeros */
+    const void *dh_n, *dc_n;   /* (B, R), (B, H) gradient of the final states, or NULL */
     void *dx; ptrdiff_t dx_stride;         /* (T, B, I) gradient of x, or NULL to skip */
     int dx_accumulate;         /* 0: dx is overwritten; 1: dx += (a second direction) */
-    void *dh0, *dc0;           /* (B, H) gradient of the initial states, or NULL to skip */
+    void *dh0, *dc0;           /* (B, R), (B, H) gradient of the initial states, or NULL */
 } fr_sequence_grad;
 
 /* Parameter gradients, shaped as the parameters; ACCUMULATED (+=). Any may
  * be NULL to skip it (b_ih, b_hh for a layer without bias; w_peep unless
- * peephole). */
+ * peephole; w_hr unless proj_size > 0). */
 typedef struct {
-    void *w_ih, *w_hh, *b_ih, *b_hh, *w_peep;
+    void *w_ih, *w_hh, *b_ih, *b_hh, *w_peep, *w_hr;
 } fr_grads;
 
 /* Scratch needed by fr_backward (elements of the dtype): the gate gradients
@@ -158,8 +171,8 @@ double fr_sum_squares(fr_dtype dtype, size_t n, const void *x);
  * A stream runs a stack of num_layers unidirectional layers (layer l > 0
  * takes layer l-1's h as its input) over a batch of B rows, one time step
  * per fr_stream_step, keeping every layer's state in between. All layers
- * share dtype, cell, hidden_size, peephole and linear_before_reset; layer 0
- * has input_size I, the others H. Each layer's products use w_ih_packed /
+ * share dtype, cell, hidden_size, proj_size, peephole and linear_before_reset;
+ * layer 0 has input_size I, the others R = fr_output_size (H, or P). Each layer's products use w_ih_packed /
  * w_hh_packed (fr_pack) when set, else BLAS on w_ih / w_hh.
  *
  * The caller hands fr_stream_init one block of memory (fr_stream_memory_size
@@ -171,13 +184,13 @@ double fr_sum_squares(fr_dtype dtype, size_t n, const void *x);
 typedef struct {
     fr_layer layer;            /* this layer's sizes and weights (a copy of the description) */
     void *bias, *peep;         /* folded biases (G*H + H) and peepholes or zeros (3H) */
-    void *h, *c;               /* (B, H) its state: h, and c for LSTM (else NULL) */
+    void *h, *c;               /* (B, R), (B, H) its state: h, and c for LSTM (else NULL) */
 } fr_stream_layer;
 
 typedef struct {
     int num_layers, batch;     /* L, B */
     fr_stream_layer *layers;   /* L entries, in the stream's memory */
-    void *h, *c;               /* (L, B, H) every layer's state, as a layer's h_n / c_n */
+    void *h, *c;               /* (L, B, R), (L, B, H) every layer's state, as h_n / c_n */
     void *xg, *hg, *rh, *ht;   /* scratch */
     fr_blas blas;
 } fr_stream;
@@ -198,11 +211,11 @@ int fr_stream_init(fr_stream *s, const fr_layer *layers, int num_layers, int B, 
  * state. Returns -1 (and changes nothing) if the layers do not match. */
 int fr_stream_set_weights(fr_stream *s, const fr_layer *layers);
 
-/* One time step: x (B, I) in, the top layer's new h (B, H) out into y (or
+/* One time step: x (B, I) in, the top layer's new h (B, R) out into y (or
  * nowhere when y is NULL); row-major, contiguous. */
 void fr_stream_step(const fr_stream *s, const void *x, void *y);
 
-/* T steps: x (T, B, I), y (T, B, H); the same as T calls of fr_stream_step. */
+/* T steps: x (T, B, I), y (T, B, R); the same as T calls of fr_stream_step. */
 void fr_stream_run(const fr_stream *s, int T, const void *x, void *y);
 
 /* Zero the state of batch row `row` in every layer, or of all rows (row < 0). */

@@ -34,6 +34,12 @@
  * split the hidden units in blocks of as many. */
 #define FR_BLOCK 32
 
+/* P of a projected LSTM (fastrnn.h), 0 for every other layer */
+static inline int fr_proj(const fr_layer *L)
+{
+    return L->cell == FR_LSTM && L->proj_size > 0 ? L->proj_size : 0;
+}
+
 #define FR_DECLARE_PRECISION(S)                                                \
     size_t fr_work_size_##S(const fr_layer *L, int T, int B);                  \
     void fr_forward_##S(const fr_layer *L, const fr_sequence *seq, const fr_blas *blas);

@@ -34,6 +34,9 @@ cdef extern from "fastrnn.h" nogil:
         const void *w_peep
         const void *w_ih_packed
         const void *w_hh_packed
+        int proj_size
+        const void *w_hr
+        const void *w_hr_packed
     ctypedef struct fr_sequence:
         int T, B, reverse
         const int *lengths
@@ -49,6 +52,7 @@ cdef extern from "fastrnn.h" nogil:
         void *work
         int num_threads
     int fr_gates(fr_cell cell)
+    int fr_output_size(const fr_layer *L)
     size_t fr_packed_size(int rows, int cols)
     void fr_pack(fr_dtype dtype, int rows, int cols, const void *W, void *packed)
     size_t fr_work_size(const fr_layer *L, int T, int B)
@@ -70,6 +74,7 @@ cdef extern from "fastrnn.h" nogil:
         void *b_ih
         void *b_hh
         void *w_peep
+        void *w_hr
     size_t fr_backward_work_size(const fr_layer *L, int T, int B)
     void fr_backward(const fr_layer *L, const fr_sequence *seq, const fr_sequence_grad *d,
                      const fr_grads *g, const fr_blas *blas)
@@ -135,12 +140,17 @@ cdef void *_rows(object a, str name, int T, int B, int n, object dtype, ptrdiff_
 
 
 cdef fr_layer _layer(int cell, int I, int H, bint peephole, bint lbr, w_ih, w_hh, b_ih, b_hh,
-                     w_peep, dtype) except *:
+                     w_peep, dtype, int P=0, w_hr=None) except *:
+    """The C description of one layer-direction; P > 0: an LSTM projecting
+    h through w_hr (P, H), whose w_hh is then (G*H, P)."""
     cdef fr_layer L
     if cell not in (FR_RNN_TANH, FR_RNN_RELU, FR_LSTM, FR_GRU):
         raise ValueError(f"cell: unknown cell type {cell}")
     if I < 1 or H < 1:
         raise ValueError(f"input_size and hidden_size must be >= 1, got {I} and {H}")
+    if P and (cell != FR_LSTM or not 0 < P < H):
+        raise ValueError(f"proj_size: expected an LSTM with 0 < proj_size < hidden_size {H}, "
+                         f"got {P}")
     if dtype == np.float32:
         L.dtype = FR_F32
     elif dtype == np.float64:
@@ -152,8 +162,13 @@ cdef fr_layer _layer(int cell, int I, int H, bint peephole, bint lbr, w_ih, w_hh
     L.input_size, L.hidden_size = I, H
     L.peephole = peephole and cell == FR_LSTM
     L.linear_before_reset = lbr
+    L.proj_size = P
+    L.w_hr = _in(w_hr, "w_hr", (P, H), dtype) if P else NULL
+    if P and L.w_hr == NULL:
+        raise ValueError("w_hr is required for a projected LSTM")
+    L.w_hr_packed = NULL
     L.w_ih = _in(w_ih, "w_ih", (GH, I), dtype)
-    L.w_hh = _in(w_hh, "w_hh", (GH, H), dtype)
+    L.w_hh = _in(w_hh, "w_hh", (GH, P if P else H), dtype)
     if L.w_ih == NULL or L.w_hh == NULL:
         raise ValueError("w_ih and w_hh are required")
     L.b_ih = _in(b_ih, "b_ih", (GH,), dtype)
@@ -238,56 +253,68 @@ cdef const int *_lengths(object lengths, int B, int T) except? NULL:
     return <const int *>cnp.PyArray_DATA(<cnp.ndarray>lengths)
 
 
-def _sizes(x, w_hh):
-    """dtype, T, B, I of x (T, B, I) and H of w_hh (G*H, H), checked."""
+def _sizes(int cell, x, w_hh, w_hr):
+    """dtype, T, B, I of x (T, B, I), H of w_hh (G*H, R) and the projection
+    P of w_hr (P, H) (0 for None), checked."""
     if not isinstance(x, np.ndarray) or x.ndim != 3:
         raise ValueError("x: expected a 3-D numpy array (T, B, I)")
     T, B, I = x.shape
     if T * B > INT_MAX:
         raise ValueError(f"x: T * B = {T * B} rows exceed {INT_MAX}")
-    H = w_hh.shape[1] if isinstance(w_hh, np.ndarray) and w_hh.ndim == 2 else 0
-    return x.dtype, T, B, I, H
+    G = fr_gates(<fr_cell>cell) if cell in (FR_RNN_TANH, FR_RNN_RELU, FR_LSTM, FR_GRU) else 1
+    H = w_hh.shape[0] // G if isinstance(w_hh, np.ndarray) and w_hh.ndim == 2 else 0
+    P = 0
+    if w_hr is not None:
+        if not isinstance(w_hr, np.ndarray) or w_hr.ndim != 2:
+            raise ValueError("w_hr: expected a 2-D numpy array (P, H)")
+        P = w_hr.shape[0]
+    return x.dtype, T, B, I, H, P
 
 
-def cache_size(int cell, int H, int T, int B):
+def cache_size(int cell, int H, int T, int B, int proj_size=0):
     """Elements a training forward keeps for backward (see fastrnn.h)."""
     cdef fr_layer L
     L.cell = <fr_cell>cell
     L.hidden_size = H
+    L.proj_size = proj_size
     return fr_cache_size(&L, T, B)
 
 
 def layer_forward(int cell, bint peephole, bint linear_before_reset,
                   w_ih, w_hh, b_ih, b_hh, w_peep,
                   x, h0, c0, lengths, bint reverse, y, h_n, c_n, cache=None,
-                  packed=None, int num_threads=1, packed_ih=None):
-    """One layer in one direction over x (T, B, I): writes y (T, B, H) (rows
-    may be spaced, e.g. one half of a bidirectional output), h_n and c_n
-    (B, H); fills `cache` (1-D, cache_size elements) when given. `packed` is
-    pack(w_hh) of these weights, or None to pack on the fly; `packed_ih`
-    pack(w_ih), or None for a BLAS input projection."""
-    dtype, T_, B_, I_, H_ = _sizes(x, w_hh)
-    cdef int T = T_, B = B_, I = I_, H = H_
+                  packed=None, int num_threads=1, packed_ih=None, w_hr=None, packed_hr=None):
+    """One layer in one direction over x (T, B, I): writes y (T, B, R) (rows
+    may be spaced, e.g. one half of a bidirectional output), h_n (B, R) and
+    c_n (B, H), R = H, or P for an LSTM projecting through w_hr (P, H); fills
+    `cache` (1-D, cache_size elements) when given. `packed` is pack(w_hh) of
+    these weights, or None to pack on the fly; `packed_ih` pack(w_ih), or None
+    for a BLAS input projection; `packed_hr` pack(w_hr) or None."""
+    dtype, T_, B_, I_, H_, P_ = _sizes(cell, x, w_hh, w_hr)
+    cdef int T = T_, B = B_, I = I_, H = H_, P = P_
     cdef fr_layer L = _layer(cell, I, H, peephole, linear_before_reset,
-                             w_ih, w_hh, b_ih, b_hh, w_peep, dtype)
+                             w_ih, w_hh, b_ih, b_hh, w_peep, dtype, P, w_hr)
+    cdef int R = fr_output_size(&L)
     cdef fr_sequence S
     S.T, S.B, S.reverse = T, B, reverse
     S.x = _in(x, "x", (T, B, I), dtype)
     S.x_stride = I
-    S.h0 = _in(h0, "h0", (B, H), dtype)
+    S.h0 = _in(h0, "h0", (B, R), dtype)
     S.c0 = _in(c0, "c0", (B, H), dtype) if cell == FR_LSTM else NULL
     S.lengths = _lengths(lengths, B, T)
-    S.y = _rows(y, "y", T, B, H, dtype, &S.y_stride)
-    S.h_n = _out(h_n, "h_n", (B, H), dtype)
+    S.y = _rows(y, "y", T, B, R, dtype, &S.y_stride)
+    S.h_n = _out(h_n, "h_n", (B, R), dtype)
     S.c_n = _out(c_n, "c_n", (B, H), dtype) if cell == FR_LSTM else NULL
     S.cache = NULL
     if cache is not None:
         S.cache = _out(cache, "cache", (fr_cache_size(&L, T, B),), dtype)
     cdef int GH = fr_gates(L.cell) * H
     if packed is not None:
-        L.w_hh_packed = _in(packed, "packed", (fr_packed_size(GH, H),), dtype)
+        L.w_hh_packed = _in(packed, "packed", (fr_packed_size(GH, R),), dtype)
     if packed_ih is not None:
         L.w_ih_packed = _in(packed_ih, "packed_ih", (fr_packed_size(GH, I),), dtype)
+    if packed_hr is not None and P:
+        L.w_hr_packed = _in(packed_hr, "packed_hr", (fr_packed_size(P, H),), dtype)
     S.num_threads = num_threads
     work = _take_scratch(fr_work_size(&L, T, B), dtype)
     S.work = cnp.PyArray_DATA(<cnp.ndarray>work)
@@ -398,20 +425,21 @@ cdef void *_grad(object a, str name, tuple shape, object dtype) except? NULL:
 def layer_backward(int cell, bint peephole, bint linear_before_reset,
                    w_ih, w_hh, w_peep, x, lengths, bint reverse, cache,
                    dy, dh_n, dc_n, dx, bint dx_accumulate, dh0, dc0,
-                   gw_ih, gw_hh, gb_ih, gb_hh, gw_peep, work=None, int num_threads=1):
+                   gw_ih, gw_hh, gb_ih, gb_hh, gw_peep, work=None, int num_threads=1,
+                   w_hr=None, gw_hr=None):
     """Backward of one layer-direction from the `cache` its training
-    layer_forward filled (same weights, x, lengths, reverse). dy (T, B, H) may
+    layer_forward filled (same weights, x, lengths, reverse). dy (T, B, R) may
     have spaced rows (one half of a bidirectional gradient), or None for zeros;
-    dh_n, dc_n (B, H) or None. Writes dx (T, B, I) (rows may be spaced; added
-    to with dx_accumulate), dh0, dc0 (B, H) unless None, and ADDS the
-    parameter gradients into gw_ih, gw_hh, gb_ih, gb_hh, gw_peep (each None to
-    skip). `work`: optional 1-D scratch of fr_backward_work_size elements
-    (by default one from the scratch pool)."""
-    dtype, T_, B_, I_, H_ = _sizes(x, w_hh)
-    cdef int T = T_, B = B_, I = I_, H = H_
+    dh_n (B, R), dc_n (B, H) or None. Writes dx (T, B, I) (rows may be spaced;
+    added to with dx_accumulate), dh0 (B, R), dc0 (B, H) unless None, and ADDS
+    the parameter gradients into gw_ih, gw_hh, gb_ih, gb_hh, gw_peep, gw_hr
+    (each None to skip). `work`: optional 1-D scratch of fr_backward_work_size
+    elements (by default one from the scratch pool)."""
+    dtype, T_, B_, I_, H_, P_ = _sizes(cell, x, w_hh, w_hr)
+    cdef int T = T_, B = B_, I = I_, H = H_, P = P_
     cdef fr_layer L = _layer(cell, I, H, peephole, linear_before_reset,
-                             w_ih, w_hh, None, None, w_peep, dtype)
-    cdef int GH = fr_gates(L.cell) * H
+                             w_ih, w_hh, None, None, w_peep, dtype, P, w_hr)
+    cdef int GH = fr_gates(L.cell) * H, R = fr_output_size(&L)
     cdef fr_sequence S
     S.T, S.B, S.reverse = T, B, reverse
     S.x = _in(x, "x", (T, B, I), dtype)
@@ -435,22 +463,23 @@ def layer_backward(int cell, bint peephole, bint linear_before_reset,
     cdef fr_sequence_grad D
     D.dy, D.dy_stride = NULL, 0
     if dy is not None:
-        D.dy = _rows(dy, "dy", T, B, H, dtype, &D.dy_stride, False)
-    D.dh_n = _in(dh_n, "dh_n", (B, H), dtype)
+        D.dy = _rows(dy, "dy", T, B, R, dtype, &D.dy_stride, False)
+    D.dh_n = _in(dh_n, "dh_n", (B, R), dtype)
     D.dc_n = _in(dc_n, "dc_n", (B, H), dtype) if cell == FR_LSTM else NULL
     D.dx, D.dx_stride = NULL, 0
     if dx is not None:
         D.dx = _rows(dx, "dx", T, B, I, dtype, &D.dx_stride)
     D.dx_accumulate = dx_accumulate
-    D.dh0 = _grad(dh0, "dh0", (B, H), dtype)
+    D.dh0 = _grad(dh0, "dh0", (B, R), dtype)
     D.dc0 = _grad(dc0, "dc0", (B, H), dtype) if cell == FR_LSTM else NULL
 
     cdef fr_grads G
     G.w_ih = _grad(gw_ih, "gw_ih", (GH, I), dtype)
-    G.w_hh = _grad(gw_hh, "gw_hh", (GH, H), dtype)
+    G.w_hh = _grad(gw_hh, "gw_hh", (GH, R), dtype)
     G.b_ih = _grad(gb_ih, "gb_ih", (GH,), dtype)
     G.b_hh = _grad(gb_hh, "gb_hh", (GH,), dtype)
     G.w_peep = _grad(gw_peep, "gw_peep", (3 * H,), dtype) if L.peephole else NULL
+    G.w_hr = _grad(gw_hr, "gw_hr", (P, H), dtype) if P else NULL
     with nogil:
         fr_backward(&L, &S, &D, &G, &BLAS)
     if pooled:
@@ -528,24 +557,25 @@ cdef class Stream:
     cdef object version_array      # the weights' version counter, or None
     cdef const int64_t *version    # its data, read before every step
     cdef int64_t seen              # the version the current weights are from
-    cdef cnp.ndarray out2, out1    # the output buffer (B, H), and as (H,) when B == 1
-    cdef object h_view, c_view     # (L, B, H) views of the state inside `memory`
+    cdef cnp.ndarray out2, out1    # the output buffer (B, R), and as (R,) when B == 1
+    cdef object h_view, c_view     # (L, B, R), (L, B, H) views of the state inside `memory`
     cdef void *descr               # the dtype's descr (fast path: an identity check)
     cdef object descr_ref
     cdef int cell
     cdef bint peephole, linear_before_reset
     cdef readonly object dtype
-    cdef readonly int num_layers, batch_size, input_size, hidden_size
+    cdef readonly int num_layers, batch_size, input_size, hidden_size, proj_size
+    cdef readonly int output_size  # R: proj_size, else hidden_size
 
     def __init__(self, int cell, bint peephole, bint linear_before_reset, int num_layers,
                  int batch_size, int input_size, int hidden_size, dtype, source,
-                 version=None):
+                 version=None, int proj_size=0):
         """source(): per layer a tuple (w_ih, w_hh, b_ih, b_hh, w_peep,
-        packed_ih, packed_hh) of arrays (b_*, w_peep, packed_* may be None;
-        packed_* = pack(w_*): the packed kernel, None: BLAS). version: a
-        1-element int64 array that changes whenever source() would return
-        other weights (the stream then calls it again before its next step),
-        or None."""
+        packed_ih, packed_hh, w_hr, packed_hr) of arrays (b_*, w_peep, w_hr,
+        packed_* may be None; packed_* = pack(w_*): the packed kernel, None:
+        BLAS; w_hr (proj_size, H) for a projected LSTM). version: a 1-element
+        int64 array that changes whenever source() would return other weights
+        (the stream then calls it again before its next step), or None."""
         if self.memory is not None:
             raise RuntimeError("Stream: already initialised")
         if num_layers < 1 or batch_size < 1 or input_size < 1 or hidden_size < 1:
@@ -554,6 +584,8 @@ cdef class Stream:
         self.linear_before_reset = linear_before_reset
         self.num_layers, self.batch_size = num_layers, batch_size
         self.input_size, self.hidden_size = input_size, hidden_size
+        self.proj_size = proj_size
+        self.output_size = proj_size if proj_size > 0 else hidden_size
         self.dtype = np.dtype(dtype)
         self.descr_ref = self.dtype
         self.descr = <void *>self.dtype
@@ -564,21 +596,22 @@ cdef class Stream:
             self.version = <const int64_t *>cnp.PyArray_DATA(<cnp.ndarray>version)
             self.seen = self.version[0]
         self._set_weights(source(), True)
-        cdef Py_ssize_t L = num_layers, B = batch_size, H = hidden_size
+        cdef Py_ssize_t L = num_layers, B = batch_size, H = hidden_size, R = self.output_size
         base = <char *>cnp.PyArray_DATA(<cnp.ndarray>self.memory)
-        nbytes = L * B * H * self.dtype.itemsize
         off = <char *>self.s.h - base
-        self.h_view = self.memory[off:off + nbytes].view(self.dtype).reshape(L, B, H)
+        nbytes = L * B * R * self.dtype.itemsize
+        self.h_view = self.memory[off:off + nbytes].view(self.dtype).reshape(L, B, R)
         if cell == FR_LSTM:
             off = <char *>self.s.c - base
+            nbytes = L * B * H * self.dtype.itemsize
             self.c_view = self.memory[off:off + nbytes].view(self.dtype).reshape(L, B, H)
-        self.out2 = np.zeros((B, H), self.dtype)
+        self.out2 = np.zeros((B, R), self.dtype)
         self.out2.flags.writeable = False
-        self.out1 = self.out2.reshape(H) if B == 1 else None
+        self.out1 = self.out2.reshape(R) if B == 1 else None
 
     cdef int _set_weights(self, weights, bint first) except -1:
         """The C layers from source()'s arrays: checked here, then handed to C."""
-        cdef int L = self.num_layers, H = self.hidden_size, I, GH, l, rc
+        cdef int L = self.num_layers, H = self.hidden_size, P = self.proj_size, I, GH, l, rc
         if len(weights) != L:
             raise ValueError(f"source: expected weights of {L} layers, got {len(weights)}")
         cdef fr_layer *layers = <fr_layer *>PyMem_Malloc(L * sizeof(fr_layer))
@@ -586,15 +619,19 @@ cdef class Stream:
             raise MemoryError()
         try:
             for l in range(L):
-                w_ih, w_hh, b_ih, b_hh, w_peep, packed_ih, packed_hh = weights[l]
-                I = self.input_size if l == 0 else H
+                (w_ih, w_hh, b_ih, b_hh, w_peep, packed_ih, packed_hh, w_hr,
+                 packed_hr) = weights[l]
+                I = self.input_size if l == 0 else self.output_size
                 layers[l] = _layer(self.cell, I, H, self.peephole, self.linear_before_reset,
-                                   w_ih, w_hh, b_ih, b_hh, w_peep, self.dtype)
+                                   w_ih, w_hh, b_ih, b_hh, w_peep, self.dtype, P, w_hr)
                 GH = fr_gates(layers[l].cell) * H
                 layers[l].w_ih_packed = _in(packed_ih, "packed_ih", (fr_packed_size(GH, I),),
                                             self.dtype)
-                layers[l].w_hh_packed = _in(packed_hh, "packed_hh", (fr_packed_size(GH, H),),
-                                            self.dtype)
+                layers[l].w_hh_packed = _in(packed_hh, "packed_hh",
+                                            (fr_packed_size(GH, self.output_size),), self.dtype)
+                if P:
+                    layers[l].w_hr_packed = _in(packed_hr, "packed_hr",
+                                                (fr_packed_size(P, H),), self.dtype)
             if first:
                 self.memory = aligned_empty(fr_stream_memory_size(layers, L, self.batch_size),
                                             np.uint8)
@@ -645,7 +682,7 @@ cdef class Stream:
             raise TypeError(f"out: expected a numpy array, got {type(out).__name__}")
         if out.dtype != self.dtype:
             raise TypeError(f"out: expected dtype {self.dtype}, got {out.dtype}")
-        if out.shape != shape and not (also and out.shape == (self.hidden_size,)):
+        if out.shape != shape and not (also and out.shape == (self.output_size,)):
             raise ValueError(f"out: expected shape {shape}{also}, got {out.shape}")
         if not cnp.PyArray_ISCARRAY(<cnp.ndarray>out):
             raise ValueError("out: must be C-contiguous, aligned and writeable")
@@ -653,12 +690,13 @@ cdef class Stream:
 
     def step(self, x_t, out=None):
         """One time step of every layer: x_t (B, I), or (I,) when B == 1, in;
-        the top layer's new h, (B, H) or (H,), out.
+        the top layer's new h, (B, R) or (R,), out (R = output_size: H, or
+        proj_size for a projected LSTM).
 
         Returns the stream's own output buffer, a read-only array that the
         next step overwrites (copy it to keep it), or `out` when given: a
-        writeable C-contiguous array of the stream's dtype, shape (B, H) or,
-        when B == 1, (H,)."""
+        writeable C-contiguous array of the stream's dtype, shape (B, R) or,
+        when B == 1, (R,)."""
         cdef cnp.ndarray x, y
         cdef bint flat
         cdef cnp.npy_intp *dims
@@ -678,13 +716,13 @@ cdef class Stream:
             y = self.out1 if flat else self.out2
         elif (cnp.PyArray_CheckExact(out) and <void *>cnp.PyArray_DESCR(<cnp.ndarray>out) == self.descr
                 and cnp.PyArray_ISCARRAY(<cnp.ndarray>out)
-                and cnp.PyArray_SIZE(<cnp.ndarray>out) == self.batch_size * self.hidden_size
+                and cnp.PyArray_SIZE(<cnp.ndarray>out) == self.batch_size * self.output_size
                 and cnp.PyArray_DIMS(<cnp.ndarray>out)[cnp.PyArray_NDIM(<cnp.ndarray>out) - 1]
-                == self.hidden_size and cnp.PyArray_NDIM(<cnp.ndarray>out) <= 2):
+                == self.output_size and cnp.PyArray_NDIM(<cnp.ndarray>out) <= 2):
             y = <cnp.ndarray>out
         else:
-            y = self._out(out, (self.batch_size, self.hidden_size),
-                          f" or {(self.hidden_size,)}" if self.batch_size == 1 else "")
+            y = self._out(out, (self.batch_size, self.output_size),
+                          f" or {(self.output_size,)}" if self.batch_size == 1 else "")
         cdef const void *xp = cnp.PyArray_DATA(x)
         cdef void *yp = cnp.PyArray_DATA(y)
         self._enter("step")
@@ -695,14 +733,14 @@ cdef class Stream:
 
     def run(self, x, out=None):
         """T time steps: x (T, B, I), or (T, I) when B == 1, in; the top
-        layer's h at every step, (T, B, H) or (T, H), out (a new array, or
+        layer's h at every step, (T, B, R) or (T, R), out (a new array, or
         `out`). Exactly T calls of step, in one call into C."""
-        B, I, H = self.batch_size, self.input_size, self.hidden_size
+        B, I, R = self.batch_size, self.input_size, self.output_size
         x = as_real_array(x, "x", self.dtype)
         if x.ndim == 3 and x.shape[1:] == (B, I):
-            shape = (x.shape[0], B, H)
+            shape = (x.shape[0], B, R)
         elif x.ndim == 2 and B == 1 and x.shape[1] == I:
-            shape = (x.shape[0], H)
+            shape = (x.shape[0], R)
         else:
             raise ValueError(f"x: expected a chunk of frames of shape (T, {B}, {I})"
                              + (f" or (T, {I})" if B == 1 else "") + f", got shape {x.shape}")
@@ -720,9 +758,9 @@ cdef class Stream:
 
     @property
     def state(self):
-        """Every layer's state, shaped as the layer's final state: h (L, B, H),
-        for LSTM (h, c); copies. Set it with arrays of the same shapes (or
-        (L, H) when B == 1)."""
+        """Every layer's state, shaped as the layer's final state: h (L, B, R),
+        for LSTM (h, c) with c (L, B, H); copies. Set it with arrays of the
+        same shapes (or (L, R), (L, H) when B == 1)."""
         self._enter("state")
         try:
             h = self.h_view.copy()
@@ -733,15 +771,16 @@ cdef class Stream:
 
     @state.setter
     def state(self, value):
-        L, B, H = self.num_layers, self.batch_size, self.hidden_size
+        R, H = self.output_size, self.hidden_size
         if self.c_view is not None:
             if not isinstance(value, (tuple, list)) or len(value) != 2:
                 raise TypeError(f"state: expected a tuple (h, c), got {type(value).__name__}")
-            h, c = self._state_part(value[0], "state[0] (h)"), self._state_part(value[1], "state[1] (c)")
+            h = self._state_part(value[0], "state[0] (h)", R)
+            c = self._state_part(value[1], "state[1] (c)", H)
         else:
             if isinstance(value, (tuple, list)) and len(value) == 2 and np.ndim(value[0]) >= 2:
                 raise TypeError("state: expected one array h, got a pair")
-            h, c = self._state_part(value, "state (h)"), None
+            h, c = self._state_part(value, "state (h)", R), None
         self._enter("state")
         try:
             self.h_view[...] = h
@@ -750,8 +789,8 @@ cdef class Stream:
         finally:
             stream_leave(&self.busy)
 
-    cdef object _state_part(self, a, str name):
-        L, B, H = self.num_layers, self.batch_size, self.hidden_size
+    cdef object _state_part(self, a, str name, int H):
+        L, B = self.num_layers, self.batch_size
         arr = as_real_array(a, name, self.dtype)
         if arr.shape == (L, B, H) or (B == 1 and arr.shape == (L, H)):
             return arr.reshape(L, B, H)
@@ -788,7 +827,8 @@ cdef class Stream:
     def __repr__(self):
         names = {FR_RNN_TANH: "RNN(tanh)", FR_RNN_RELU: "RNN(relu)", FR_LSTM: "LSTM", FR_GRU: "GRU"}
         return (f"<fastrnn Stream {names[self.cell]} {self.num_layers} layer(s), batch "
-                f"{self.batch_size}, {self.input_size} -> {self.hidden_size}, {self.dtype}>")
+                f"{self.batch_size}, {self.input_size} -> {self.hidden_size}"
+                + (f" -> proj {self.proj_size}" if self.proj_size else "") + f", {self.dtype}>")
 
 
 cdef double _now() noexcept nogil:

@@ -139,6 +139,10 @@ def to_onnx(model, initial_state=False):
     kind = type(model).__name__
     if kind not in OPS:
         raise TypeError(f"model: expected a fastrnn RNN, LSTM, GRU layer or cell, got {kind}")
+    if getattr(model, "proj_size", 0):
+        raise ValueError(f"proj_size: ONNX's LSTM operator has no output projection, so an LSTM "
+                         f"with proj_size={model.proj_size} has no ONNX equivalent (PyTorch's "
+                         "exporter refuses it too)")
     op = OPS[kind]
     g = _Graph()
     elem = helper.np_dtype_to_tensor_dtype(model.dtype)

@@ -13,8 +13,8 @@ torch.load(weights_only=True): tensors, state dicts and the torch.nn
 recurrent modules only, never arbitrary pickled code.
 
 Not expressible in PyTorch, so refused by to_torch_state_dict / to_torch:
-peephole LSTMs and GRU(linear_before_reset=False). Not yet in fastrnn:
-LSTM projections (proj_size != 0).
+peephole LSTMs and GRU(linear_before_reset=False). LSTM projections
+(proj_size, weight_hr_l{k}) go both ways.
 """
 import os
 import re
@@ -50,18 +50,11 @@ def _to_numpy(t, name):
     return np.asarray(t)
 
 
-def _check_proj_size(proj_size):
-    if proj_size:
-        raise ValueError(f"proj_size: LSTM projections are not supported yet (proj_size="
-                         f"{proj_size}); use a module with proj_size=0")
-
-
 def from_torch(module):
     """A fastrnn layer or cell with the configuration and weights of a
     torch.nn.RNN / LSTM / GRU / RNNCell / LSTMCell / GRUCell. Does not
     import torch."""
     kind = _torch_class(module)
-    _check_proj_size(getattr(module, "proj_size", 0))
     state = {k: _to_numpy(v, k) for k, v in module.state_dict().items()}
     first = "weight_ih" if kind.endswith("Cell") else "weight_ih_l0"
     if first not in state:
@@ -79,6 +72,8 @@ def from_torch(module):
                       bidirectional=bool(module.bidirectional), dropout=float(module.dropout))
         if kind == "RNN":
             common["nonlinearity"] = module.nonlinearity
+        if kind == "LSTM" and getattr(module, "proj_size", 0):
+            common["proj_size"] = int(module.proj_size)
     with warnings.catch_warnings():     # torch already warned about dropout with one layer
         warnings.filterwarnings("ignore", message="dropout is applied")
         model = cls(**common)
@@ -99,9 +94,6 @@ def layer_from_state_dict(state_dict, kind, batch_first=False, dtype=None, dropo
     is_cell = kind.endswith("cell") or kind == "rnncell_relu"
     mode = kind.replace("cell", "").replace("_relu", "").replace("_tanh", "")
     G = GATES[mode]
-    if any(k.startswith("weight_hr") for k in state):
-        _check_proj_size(np.asarray(state[next(k for k in state
-                                                if k.startswith("weight_hr"))]).shape[0])
     first, hh = ("weight_ih", "weight_hh") if is_cell else ("weight_ih_l0", "weight_hh_l0")
     if first not in state or hh not in state:
         raise ValueError(f"state_dict: no {first!r} / {hh!r}; keys are {list(state)[:12]}"
@@ -111,6 +103,9 @@ def layer_from_state_dict(state_dict, kind, batch_first=False, dtype=None, dropo
         raise ValueError(f"state_dict: {first} and {hh} must be 2-D, got {w_ih.shape} and "
                          f"{w_hh.shape}")
     H, I = w_hh.shape[1], w_ih.shape[1]
+    proj = state.get("weight_hr_l0")
+    if mode == "lstm" and not is_cell and proj is not None and np.ndim(proj) == 2:
+        H = proj.shape[1]                   # W_hh is (4H, P), W_hr (P, H)
     if w_ih.shape[0] != G * H or w_hh.shape[0] != G * H:
         raise ValueError(f"state_dict: a {mode.upper()} of hidden size {H} has {G * H} gate rows, "
                          f"but {first} is {w_ih.shape} and {hh} {w_hh.shape}: another cell type?")
@@ -131,6 +126,8 @@ def layer_from_state_dict(state_dict, kind, batch_first=False, dtype=None, dropo
         common["nonlinearity"] = "relu" if kind.endswith("_relu") else "tanh"
     if mode == "lstm" and peep:
         common["peephole"] = True
+    if mode == "lstm" and not is_cell and proj is not None:
+        common["proj_size"] = w_hh.shape[1]
     with warnings.catch_warnings():
         warnings.filterwarnings("ignore", message="dropout is applied")
         model = cls(**common)
@@ -170,6 +167,8 @@ def to_torch(model):
                   bidirectional=model.bidirectional, dropout=model.dropout)
     if kind in ("RNN", "RNNCell"):
         kw["nonlinearity"] = model.nonlinearity
+    if getattr(model, "proj_size", 0):
+        kw["proj_size"] = model.proj_size
     with warnings.catch_warnings():
         warnings.filterwarnings("ignore", message="dropout option adds dropout")
         module = getattr(torch.nn, kind)(**kw)

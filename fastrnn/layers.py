@@ -39,16 +39,19 @@ def run_direction(cell, params, suffix, x, h0, c0, lengths, reverse, y, h_n, c_n
                   peephole=False, linear_before_reset=True, cache=None, module=None):
     """One layer-direction through C; parameters named `weight_ih{suffix}` etc.;
     with `module`, its cached packed weights."""
-    packed_hh = packed_ih = None
+    packed_hh = packed_ih = packed_hr = None
+    w_hr = params.get("weight_hr" + suffix)
     if module is not None:
         packed_hh = module._packed("weight_hh" + suffix)
         packed_ih = module._packed("weight_ih" + suffix)
+        if w_hr is not None:
+            packed_hr = module._packed("weight_hr" + suffix)
     _core.layer_forward(cell, peephole, linear_before_reset,
                         params["weight_ih" + suffix], params["weight_hh" + suffix],
                         params.get("bias_ih" + suffix), params.get("bias_hh" + suffix),
                         params.get("weight_peep" + suffix),
                         x, h0, c0, lengths, reverse, y, h_n, c_n, cache, packed_hh,
-                        get_num_threads(), packed_ih)
+                        get_num_threads(), packed_ih, w_hr, packed_hr)
 
 
 class Trainable:
@@ -104,6 +107,12 @@ class _RNNBase(Trainable, Module):
     def num_directions(self):
         return 2 if self.bidirectional else 1
 
+    @property
+    def output_size(self):
+        """Features of h per direction: proj_size for a projected LSTM, else
+        hidden_size."""
+        return getattr(self, "proj_size", 0) or self.hidden_size
+
     def config(self):
         return dict(input_size=self.input_size, hidden_size=self.hidden_size,
                     num_layers=self.num_layers, bias=self.bias, batch_first=self.batch_first,
@@ -117,15 +126,17 @@ class _RNNBase(Trainable, Module):
                 yield layer, d, f"_l{layer}" + ("_reverse" if d else "")
 
     def _param_shapes(self):
-        G, H = GATES[self._cell], self.hidden_size
+        G, H, R = GATES[self._cell], self.hidden_size, self.output_size
         shapes = {}
         for layer, _, sfx in self._suffixes():
-            I = self.input_size if layer == 0 else self.num_directions * H
+            I = self.input_size if layer == 0 else self.num_directions * R
             shapes["weight_ih" + sfx] = (G * H, I)
-            shapes["weight_hh" + sfx] = (G * H, H)
+            shapes["weight_hh" + sfx] = (G * H, R)
             if self.bias:
                 shapes["bias_ih" + sfx] = (G * H,)
                 shapes["bias_hh" + sfx] = (G * H,)
+            if R != H:
+                shapes["weight_hr" + sfx] = (R, H)
             if getattr(self, "peephole", False):
                 shapes["weight_peep" + sfx] = (3 * H,)
         return shapes
@@ -140,28 +151,29 @@ class _RNNBase(Trainable, Module):
         return self._cell == _core.LSTM
 
     def _initial_state(self, state, B, unbatched):
-        """h0 (and c0) as (L*D, B, H) arrays, or None for zeros."""
+        """h0 (L*D, B, R) (and c0 (L*D, B, H)) arrays, or None for zeros."""
         if state is None:
             return None, None
-        LD, H = self.num_layers * self.num_directions, self.hidden_size
-        shape = (LD, H) if unbatched else (LD, B, H)
+        LD, H, R = self.num_layers * self.num_directions, self.hidden_size, self.output_size
+        shape = (LD, R) if unbatched else (LD, B, R)
         if self._has_cell_state():
             if not isinstance(state, (tuple, list)) or len(state) != 2:
                 raise TypeError(f"state: expected a tuple (h0, c0) for {type(self).__name__}, "
                                 f"got {type(state).__name__}")
             h0 = as_state(state[0], "state[0] (h0)", shape, self.dtype)
-            c0 = as_state(state[1], "state[1] (c0)", shape, self.dtype)
-            return h0.reshape(LD, B, H), c0.reshape(LD, B, H)
+            c0 = as_state(state[1], "state[1] (c0)", shape[:-1] + (H,), self.dtype)
+            return h0.reshape(LD, B, R), c0.reshape(LD, B, H)
         if isinstance(state, (tuple, list)) and len(state) == 2 and not np.isscalar(state[0]) \
                 and np.ndim(state[0]) == len(shape):
             raise TypeError(f"state: expected one array h0 for {type(self).__name__}, got a pair")
-        return as_state(state, "state (h0)", shape, self.dtype).reshape(LD, B, H), None
+        return as_state(state, "state (h0)", shape, self.dtype).reshape(LD, B, R), None
 
     def __call__(self, x, state=None, lengths=None):
         """Inference over a batch of sequences.
 
         x: (T, B, I), or (B, T, I) with batch_first, or unbatched (T, I).
-        state: h0 (L*D, B, H) or for LSTM (h0, c0); None for zeros.
+        state: h0 (L*D, B, H) or for LSTM (h0, c0); None for zeros. (A
+        projected LSTM's h0, h_n and y have proj_size features, not H.)
         lengths: B ints in [0, T], any order: outputs past a sequence's length
         are zero and its final state is the one at its own last step.
         Returns (y, h_n), for LSTM (y, (h_n, c_n)), shaped as PyTorch's."""
@@ -188,9 +200,10 @@ class _RNNBase(Trainable, Module):
         h0, c0 = self._initial_state(state, B, unbatched)
         if lengths is not None:
             lengths = as_lengths(lengths, B, T)
-        H, D = self.hidden_size, self.num_directions
-        h_n = np.empty((self.num_layers * D, B, H), self.dtype)
-        c_n = np.empty_like(h_n) if self._has_cell_state() else None
+        H, R, D = self.hidden_size, self.output_size, self.num_directions
+        P = R if R != H else 0
+        h_n = np.empty((self.num_layers * D, B, R), self.dtype)
+        c_n = np.empty((self.num_layers * D, B, H), self.dtype) if self._has_cell_state() else None
         if trace is not None:
             trace.start(T, B, lengths, unbatched)
             if lengths is not None:
@@ -202,16 +215,16 @@ class _RNNBase(Trainable, Module):
         for layer in range(self.num_layers):
             if trace is not None:
                 trace.inputs.append(x)
-            y = np.empty((T, B, D * H), self.dtype)
+            y = np.empty((T, B, D * R), self.dtype)
             for d in range(D):
                 k = layer * D + d
                 cache = None
                 if trace is not None:
-                    cache = np.empty(_core.cache_size(self._cell, H, T, B), self.dtype)
+                    cache = np.empty(_core.cache_size(self._cell, H, T, B, P), self.dtype)
                     trace.arrays.append(cache)
                 run_direction(self._cell, self._params, f"_l{layer}" + ("_reverse" if d else ""),
                               x, None if h0 is None else h0[k], None if c0 is None else c0[k],
-                              lengths, d == 1, y[:, :, d * H:(d + 1) * H], h_n[k],
+                              lengths, d == 1, y[:, :, d * R:(d + 1) * R], h_n[k],
                               None if c_n is None else c_n[k],
                               getattr(self, "peephole", False),
                               getattr(self, "linear_before_reset", True), cache, self)
@@ -261,7 +274,7 @@ class _RNNBase(Trainable, Module):
         if not isinstance(cache, TrainingCache) or cache.model is not self:
             raise TypeError("cache: expected the cache returned by this layer's forward")
         T, B, H, D = cache.T, cache.B, self.hidden_size, self.num_directions
-        LD = self.num_layers * D
+        LD, R = self.num_layers * D, self.output_size
         dy = as_real_array(dy, "dy", self.dtype)
         if dy.shape != cache.y_shape:
             raise ValueError(f"dy: expected the shape of y {cache.y_shape}, got {dy.shape}")
@@ -270,8 +283,8 @@ class _RNNBase(Trainable, Module):
         elif self.batch_first:
             dy = np.ascontiguousarray(dy.transpose(1, 0, 2))
         dh_n, dc_n = self._final_state_grad(dstate, B, cache.unbatched)
-        dh0 = np.empty((LD, B, H), self.dtype)
-        dc0 = np.empty_like(dh0) if self._has_cell_state() else None
+        dh0 = np.empty((LD, B, R), self.dtype)
+        dc0 = np.empty((LD, B, H), self.dtype) if self._has_cell_state() else None
         peephole = getattr(self, "peephole", False)
         lbr = getattr(self, "linear_before_reset", True)
         params, grads = self._params, self.grads
@@ -284,12 +297,13 @@ class _RNNBase(Trainable, Module):
                     self._cell, peephole, lbr, params["weight_ih" + sfx],
                     params["weight_hh" + sfx], params.get("weight_peep" + sfx),
                     x, cache.lengths, d == 1, cache.arrays[k],
-                    dy[:, :, d * H:(d + 1) * H], None if dh_n is None else dh_n[k],
+                    dy[:, :, d * R:(d + 1) * R], None if dh_n is None else dh_n[k],
                     None if dc_n is None else dc_n[k], dx, d > 0,
                     dh0[k], None if dc0 is None else dc0[k],
                     grads["weight_ih" + sfx], grads["weight_hh" + sfx],
                     grads.get("bias_ih" + sfx), grads.get("bias_hh" + sfx),
-                    grads.get("weight_peep" + sfx), num_threads=get_num_threads())
+                    grads.get("weight_peep" + sfx), num_threads=get_num_threads(),
+                    w_hr=params.get("weight_hr" + sfx), gw_hr=grads.get("weight_hr" + sfx))
             if layer > 0 and cache.masks:
                 dx *= cache.masks[layer - 1]
             dy = dx
@@ -301,23 +315,24 @@ class _RNNBase(Trainable, Module):
         return dx, ((dh0, dc0) if self._has_cell_state() else dh0)
 
     def _final_state_grad(self, dstate, B, unbatched):
-        """dh_n (and dc_n) as (L*D, B, H) arrays, or None for zeros."""
+        """dh_n (L*D, B, R) (and dc_n (L*D, B, H)) arrays, or None for zeros."""
         if dstate is None:
             return None, None
-        LD, H = self.num_layers * self.num_directions, self.hidden_size
-        shape = (LD, H) if unbatched else (LD, B, H)
+        LD = self.num_layers * self.num_directions
 
-        def one(a, name):
-            return None if a is None else as_state(a, name, shape, self.dtype).reshape(LD, B, H)
+        def one(a, name, n):
+            shape = (LD, n) if unbatched else (LD, B, n)
+            return None if a is None else as_state(a, name, shape, self.dtype).reshape(LD, B, n)
+        R, H = self.output_size, self.hidden_size
         if self._has_cell_state():
             if not isinstance(dstate, (tuple, list)) or len(dstate) != 2:
                 raise TypeError(f"dstate: expected a tuple (dh_n, dc_n) for "
                                 f"{type(self).__name__}, got {type(dstate).__name__}")
-            return one(dstate[0], "dstate[0] (dh_n)"), one(dstate[1], "dstate[1] (dc_n)")
+            return one(dstate[0], "dstate[0] (dh_n)", R), one(dstate[1], "dstate[1] (dc_n)", H)
         if isinstance(dstate, (tuple, list)):
             raise TypeError(f"dstate: expected one array dh_n for {type(self).__name__}, "
                             f"got a {type(dstate).__name__}")
-        return one(dstate, "dstate (dh_n)"), None
+        return one(dstate, "dstate (dh_n)", R), None
 
     def seed_dropout(self, seed):
         """Restart the dropout masks' generator from `seed` (None: fresh entropy)."""
@@ -367,7 +382,9 @@ class RNN(_RNNBase):
 
 class LSTM(_RNNBase):
     """LSTM, gate order i, f, g, o; with peephole=True, i and f also see
-    c(t-1) and o sees c(t) through `weight_peep_l{k}` (3H: i, f, o)."""
+    c(t-1) and o sees c(t) through `weight_peep_l{k}` (3H: i, f, o). With
+    proj_size P (0 < P < H, as PyTorch's), h = (o * tanh(c)) W_hr^T through
+    `weight_hr_l{k}` (P, H): h0, h_n and y have P features, W_hh is (4H, P)."""
 
     def __init__(self, input_size, hidden_size, num_layers=1, bias=True, batch_first=False,
                  bidirectional=False, peephole=False, proj_size=0, dtype=np.float32, seed=None,
@@ -376,14 +393,19 @@ class LSTM(_RNNBase):
                          dtype, seed, dropout, peephole=peephole, proj_size=proj_size)
 
     def _configure_cell(self, peephole=False, proj_size=0):
-        if positive_int(proj_size, "proj_size", minimum=0) != 0:
-            raise ValueError(f"proj_size: LSTM projections are not supported yet, got {proj_size}")
+        proj_size = positive_int(proj_size, "proj_size", minimum=0)
+        if proj_size >= self.hidden_size:
+            raise ValueError(f"proj_size: expected a value below hidden_size "
+                             f"{self.hidden_size} (as PyTorch), got {proj_size}")
         self.peephole = bool(peephole)
-        self.proj_size = 0
+        self.proj_size = proj_size
         self._cell = _core.LSTM
 
     def _cell_config(self):
-        return {"peephole": self.peephole}
+        config = {"peephole": self.peephole}
+        if self.proj_size:
+            config["proj_size"] = self.proj_size
+        return config
 
 
 class GRU(_RNNBase):

@@ -3,6 +3,7 @@
     s = lstm.stream(batch_size=1)      # fr.RNN, fr.LSTM, fr.GRU; any num_layers
     y_t = s.step(x_t)                  # x_t (B, I) or (I,) -> y_t (B, H) or (H,)
     y = s.run(x_chunk)                 # (T, B, I) -> (T, B, H): T steps, one call
+    (an LSTM with proj_size P outputs and carries h of P features instead of H)
     s.state; s.state = (h, c)          # every layer's state, shaped like h_n
     s.reset(); s.reset(rows=[2])       # zero all, or the rows that start anew
 
@@ -56,17 +57,18 @@ def _version(layer):
 
 def _weights(layer):
     """Per layer the arrays a Stream takes: (w_ih, w_hh, b_ih, b_hh, w_peep,
-    packed_ih, packed_hh). The packed weights are the layer's own cache
+    packed_ih, packed_hh, w_hr, packed_hr). The packed weights are the layer's own cache
     (Module._packed): made once per set of weights, shared with its forward
     and with every other stream, never written. Biases and peepholes are
     copied into each stream when it takes them, so a step reads nothing that
     load_state_dict writes."""
     params, out = layer._params, []
     for k in range(layer.num_layers):
-        ih, hh = f"weight_ih_l{k}", f"weight_hh_l{k}"
+        ih, hh, hr = f"weight_ih_l{k}", f"weight_hh_l{k}", f"weight_hr_l{k}"
         out.append((params[ih], params[hh], params.get(f"bias_ih_l{k}"),
                     params.get(f"bias_hh_l{k}"), params.get(f"weight_peep_l{k}"),
-                    layer._packed(ih), layer._packed(hh)))
+                    layer._packed(ih), layer._packed(hh), params.get(hr),
+                    layer._packed(hr) if hr in params else None))
     return out
 
 
@@ -82,4 +84,4 @@ def make_stream(layer, batch_size=1):
     return Stream(layer._cell, getattr(layer, "peephole", False),
                   getattr(layer, "linear_before_reset", True), layer.num_layers, batch_size,
                   layer.input_size, layer.hidden_size, layer.dtype,
-                  lambda: _weights(layer), _version(layer))
+                  lambda: _weights(layer), _version(layer), getattr(layer, "proj_size", 0))

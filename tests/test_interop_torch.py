@@ -35,6 +35,8 @@ def fr_out(model, x):
 LAYER_CASES = [
     (torch.nn.LSTM, dict(num_layers=2, bidirectional=True)),
     (torch.nn.LSTM, dict(batch_first=True, bias=False)),
+    (torch.nn.LSTM, dict(num_layers=2, bidirectional=True, proj_size=3)),
+    (torch.nn.LSTM, dict(batch_first=True, proj_size=1)),
     (torch.nn.GRU, dict(num_layers=3, batch_first=True, dropout=0.25)),
     (torch.nn.GRU, dict(bidirectional=True)),
     (torch.nn.RNN, dict(num_layers=2, nonlinearity="relu", bidirectional=True)),
@@ -59,6 +61,8 @@ def test_from_torch_layers(cls, kw, dtype):
         assert getattr(model, attr) == getattr(module, attr), attr
     if cls is torch.nn.RNN:
         assert model.nonlinearity == module.nonlinearity
+    if cls is torch.nn.LSTM:
+        assert model.proj_size == module.proj_size
     rng = np.random.default_rng(1)
     shape = (3, 6, 5) if model.batch_first else (6, 3, 5)
     x = rng.standard_normal(shape).astype(model.dtype)
@@ -109,10 +113,6 @@ def test_to_torch_module():
 
 
 def test_refusals():
-    with pytest.raises(ValueError, match="proj_size"):
-        fr.from_torch(torch.nn.LSTM(3, 6, proj_size=2))
-    with pytest.raises(ValueError, match="proj_size"):
-        interop.layer_from_state_dict(torch.nn.LSTM(3, 6, proj_size=2).state_dict(), "lstm")
     with pytest.raises(ValueError, match="peephole"):
         fr.LSTM(3, 4, peephole=True).to_torch_state_dict()
     with pytest.raises(ValueError, match="linear_before_reset=False"):
@@ -183,6 +183,18 @@ def test_convert_state_dict(tmp_path):
     model = fr.load(tmp_path / "m.npz")
     assert same_weights(model, fr.from_torch(module))
     assert (model.num_layers, model.bidirectional) == (2, True)
+
+
+def test_convert_projected_lstm_state_dict(tmp_path):
+    module = torch.nn.LSTM(3, 6, num_layers=2, proj_size=2).double()
+    torch.save(module.state_dict(), tmp_path / "sd.pt")
+    assert convert(tmp_path / "sd.pt", "--type", "lstm", "--out", tmp_path / "m.npz") == 0
+    model = fr.load(tmp_path / "m.npz")
+    assert (model.hidden_size, model.proj_size, model.num_layers) == (6, 2, 2)
+    assert same_weights(model, fr.from_torch(module))
+    x = np.random.default_rng(0).standard_normal((5, 2, 3))
+    for g, w in zip(fr_out(model, x), torch_out(module, x)):
+        assert rel_err(g, w) < 1e-12
 
 
 def test_convert_whole_module_and_to_onnx(tmp_path):

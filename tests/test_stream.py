@@ -96,7 +96,7 @@ def test_blas_products_equal_packed(kind, dtype):
     layer = make(kind, dtype=dtype)
     x = frames(6, 2, 7, dtype)
     packed = layer.stream(2).run(x)
-    plain = [w[:5] + (None, None) for w in st._weights(layer)]
+    plain = [w[:5] + (None,) * 4 for w in st._weights(layer)]
     s = _core.Stream(layer._cell, getattr(layer, "peephole", False),
                      getattr(layer, "linear_before_reset", True), layer.num_layers, 2, 7, 37,
                      dtype, lambda: plain)
