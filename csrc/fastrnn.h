@@ -172,8 +172,9 @@ double fr_sum_squares(fr_dtype dtype, size_t n, const void *x);
  * takes layer l-1's h as its input) over a batch of B rows, one time step
  * per fr_stream_step, keeping every layer's state in between. All layers
  * share dtype, cell, hidden_size, proj_size, peephole and linear_before_reset;
- * layer 0 has input_size I, the others R = fr_output_size (H, or P). Each layer's products use w_ih_packed /
- * w_hh_packed (fr_pack) when set, else BLAS on w_ih / w_hh.
+ * layer 0 has input_size I, the others R = fr_output_size (H, or P). Each
+ * layer's products use w_ih_packed / w_hh_packed / w_hr_packed (fr_pack) when
+ * set, else BLAS on w_ih / w_hh / w_hr.
  *
  * The caller hands fr_stream_init one block of memory (fr_stream_memory_size
  * bytes, any alignment); the stream lays out in it its layer table, folded
