@@ -127,8 +127,9 @@ typedef struct {
 } fr_grads;
 
 /* Scratch needed by fr_backward (elements of the dtype): the gate gradients
- * of all T*B rows, W_hh^T twice (plain and packed), a few (B, H) and (G*H)
- * vectors. */
+ * of all T*B rows twice (as computed and packed for the weight gradients),
+ * W_hh^T or W_ih^T packed, dW^T of one weight (max(I, H) * G*H), a few (B, H)
+ * and (G*H) vectors. */
 size_t fr_backward_work_size(const fr_layer *L, int T, int B);
 
 /* Backward over the sequence, from the cache a training fr_forward filled

@@ -22,6 +22,10 @@
  *
  * Columns of a panel outside [n0, n1) are computed but never stored: full
  * panels store straight from registers, the partial ones through a buffer.
+ *
+ * fr_matmul_packed_at_f32 takes A transposed, (K, M): every kernel has the
+ * flag `at` (a compile-time constant in the SIMD ones) that reads A[m, k]
+ * from A[k*lda + m] instead of A[m*lda + k]; nothing else differs.
  */
 #include "matmul.h"
 
@@ -93,7 +97,7 @@ static void panel_cols(int p, int n0, int n1, int *lo, int *hi)
 
 #define MR_G 4
 
-static void kernel_generic(int mr, int K, const float *A, int lda, const float *B,
+static void kernel_generic(int mr, int at, int K, const float *A, int lda, const float *B,
                            float beta, float *C, int ldc, int lo, int hi)
 {
     float acc[MR_G][NR];
@@ -101,7 +105,7 @@ static void kernel_generic(int mr, int K, const float *A, int lda, const float *
     for (int k = 0; k < K; k++) {
         const float *b = B + (size_t)k * NR;
         for (int i = 0; i < mr; i++) {
-            float a = A[(size_t)i * lda + k];
+            float a = at ? A[(size_t)k * lda + i] : A[(size_t)i * lda + k];
             for (int j = 0; j < NR; j++)
                 acc[i][j] += a * b[j];
         }
@@ -110,7 +114,7 @@ static void kernel_generic(int mr, int K, const float *A, int lda, const float *
         store_cols(acc[i], lo, hi, beta, C + (size_t)i * ldc);
 }
 
-static void matmul_generic(int M, int n0, int n1, int K, const float *A, int lda,
+static void matmul_generic(int at, int M, int n0, int n1, int K, const float *A, int lda,
                            const float *packed, float beta, float *C, int ldc)
 {
     for (int p = n0 / NR; p * NR < n1; p++) {
@@ -119,7 +123,7 @@ static void matmul_generic(int M, int n0, int n1, int K, const float *A, int lda
         const float *B = packed + (size_t)p * K * NR;
         for (int m = 0; m < M; m += MR_G) {
             int mr = M - m < MR_G ? M - m : MR_G;
-            kernel_generic(mr, K, A + (size_t)m * lda, lda, B, beta,
+            kernel_generic(mr, at, K, at ? A + m : A + (size_t)m * lda, lda, B, beta,
                            C + (size_t)m * ldc + (size_t)p * NR, ldc, lo, hi);
         }
     }
@@ -134,15 +138,15 @@ static void matmul_generic(int M, int n0, int n1, int K, const float *A, int lda
 #define AVX512_INLINE static inline __attribute__((always_inline, target("avx512f")))
 #define MR_512 8
 
-AVX512_INLINE void kernel_avx512(const int mr, const int ku, int K, const float *A,
-                                 int lda, const float *B, float beta, float *C,
-                                 int ldc, int lo, int hi)
+AVX512_INLINE void kernel_avx512(const int mr, const int ku, const int at, int K,
+                                 const float *A, int lda, const float *B, float beta,
+                                 float *C, int ldc, int lo, int hi)
 {
     __m512 c[4][MR_512][2];
     const float *a[MR_512];
 #pragma GCC unroll 8
     for (int i = 0; i < mr; i++)
-        a[i] = A + (size_t)i * lda;
+        a[i] = at ? A + i : A + (size_t)i * lda;
 #pragma GCC unroll 4
     for (int u = 0; u < ku; u++)
 #pragma GCC unroll 8
@@ -157,7 +161,7 @@ AVX512_INLINE void kernel_avx512(const int mr, const int ku, int K, const float 
             __m512 b1 = _mm512_loadu_ps(B + (size_t)(k + u) * NR + 16);
 #pragma GCC unroll 8
             for (int i = 0; i < mr; i++) {
-                __m512 ai = _mm512_set1_ps(a[i][k + u]);
+                __m512 ai = _mm512_set1_ps(at ? a[i][(size_t)(k + u) * lda] : a[i][k + u]);
                 c[u][i][0] = _mm512_fmadd_ps(ai, b0, c[u][i][0]);
                 c[u][i][1] = _mm512_fmadd_ps(ai, b1, c[u][i][1]);
             }
@@ -168,7 +172,7 @@ AVX512_INLINE void kernel_avx512(const int mr, const int ku, int K, const float 
         __m512 b1 = _mm512_loadu_ps(B + (size_t)k * NR + 16);
 #pragma GCC unroll 8
         for (int i = 0; i < mr; i++) {
-            __m512 ai = _mm512_set1_ps(a[i][k]);
+            __m512 ai = _mm512_set1_ps(at ? a[i][(size_t)k * lda] : a[i][k]);
             c[0][i][0] = _mm512_fmadd_ps(ai, b0, c[0][i][0]);
             c[0][i][1] = _mm512_fmadd_ps(ai, b1, c[0][i][1]);
         }
@@ -205,30 +209,35 @@ AVX512_INLINE void kernel_avx512(const int mr, const int ku, int K, const float 
     }
 }
 
-/* One function per row count (not inlined into one big loop, which would
- * starve the register allocator): kernels_avx512[mr] for mr = 1..8. */
+/* One function per row count and A layout (not inlined into one big loop,
+ * which would starve the register allocator): kernels_avx512[at][mr] for
+ * mr = 1..8. */
 typedef void kernel_fn(int K, const float *A, int lda, const float *B, float beta,
                        float *C, int ldc, int lo, int hi);
-#define KERNEL_AVX512(MR, KU)                                                       \
-    AVX512_FN static void kernel_avx512_##MR(int K, const float *A, int lda,        \
-                                             const float *B, float beta, float *C,  \
-                                             int ldc, int lo, int hi)               \
+#define KERNEL_AVX512(MR, KU, AT, NAME)                                             \
+    AVX512_FN static void NAME(int K, const float *A, int lda, const float *B,      \
+                               float beta, float *C, int ldc, int lo, int hi)       \
     {                                                                               \
-        kernel_avx512(MR, KU, K, A, lda, B, beta, C, ldc, lo, hi);                  \
+        kernel_avx512(MR, KU, AT, K, A, lda, B, beta, C, ldc, lo, hi);              \
     }
-KERNEL_AVX512(1, 4)
-KERNEL_AVX512(2, 2)
-KERNEL_AVX512(3, 1)
-KERNEL_AVX512(4, 1)
-KERNEL_AVX512(5, 1)
-KERNEL_AVX512(6, 1)
-KERNEL_AVX512(7, 1)
-KERNEL_AVX512(8, 1)
-static kernel_fn *const kernels_avx512[MR_512 + 1] = {
-    NULL, kernel_avx512_1, kernel_avx512_2, kernel_avx512_3, kernel_avx512_4,
-    kernel_avx512_5, kernel_avx512_6, kernel_avx512_7, kernel_avx512_8};
+#define KERNELS_AVX512(MR, KU)                                                      \
+    KERNEL_AVX512(MR, KU, 0, kernel_avx512_##MR)                                    \
+    KERNEL_AVX512(MR, KU, 1, kernel_avx512_at_##MR)
+KERNELS_AVX512(1, 4)
+KERNELS_AVX512(2, 2)
+KERNELS_AVX512(3, 1)
+KERNELS_AVX512(4, 1)
+KERNELS_AVX512(5, 1)
+KERNELS_AVX512(6, 1)
+KERNELS_AVX512(7, 1)
+KERNELS_AVX512(8, 1)
+static kernel_fn *const kernels_avx512[2][MR_512 + 1] = {
+    {NULL, kernel_avx512_1, kernel_avx512_2, kernel_avx512_3, kernel_avx512_4,
+     kernel_avx512_5, kernel_avx512_6, kernel_avx512_7, kernel_avx512_8},
+    {NULL, kernel_avx512_at_1, kernel_avx512_at_2, kernel_avx512_at_3, kernel_avx512_at_4,
+     kernel_avx512_at_5, kernel_avx512_at_6, kernel_avx512_at_7, kernel_avx512_at_8}};
 
-AVX512_FN static void matmul_avx512(int M, int n0, int n1, int K, const float *A,
+AVX512_FN static void matmul_avx512(int at, int M, int n0, int n1, int K, const float *A,
                                     int lda, const float *packed, float beta,
                                     float *C, int ldc)
 {
@@ -238,9 +247,10 @@ AVX512_FN static void matmul_avx512(int M, int n0, int n1, int K, const float *A
         const float *B = packed + (size_t)p * K * NR;
         float *Cp = C + (size_t)p * NR;
         for (int m = 0; m < M; m += MR_512) {
-            const float *a = A + (size_t)m * lda;
+            const float *a = at ? A + m : A + (size_t)m * lda;
             float *c = Cp + (size_t)m * ldc;
-            kernels_avx512[M - m < MR_512 ? M - m : MR_512](K, a, lda, B, beta, c, ldc, lo, hi);
+            kernels_avx512[at][M - m < MR_512 ? M - m : MR_512](K, a, lda, B, beta, c, ldc, lo,
+                                                               hi);
         }
     }
 }
@@ -254,8 +264,8 @@ AVX512_FN static void matmul_avx512(int M, int n0, int n1, int K, const float *A
 #define AVX2_INLINE static inline __attribute__((always_inline, target("avx2,fma")))
 #define MR_256 6
 
-AVX2_INLINE void kernel_avx2(const int mr, const int ku, const int nv, int off, int K,
-                             const float *A, int lda, const float *B, float beta,
+AVX2_INLINE void kernel_avx2(const int mr, const int ku, const int nv, const int at, int off,
+                             int K, const float *A, int lda, const float *B, float beta,
                              float *C, int ldc, int lo, int hi)
 {
     __m256 c[2][MR_256][4];
@@ -263,7 +273,7 @@ AVX2_INLINE void kernel_avx2(const int mr, const int ku, const int nv, int off, 
     B += off;
 #pragma GCC unroll 6
     for (int i = 0; i < mr; i++)
-        a[i] = A + (size_t)i * lda;
+        a[i] = at ? A + i : A + (size_t)i * lda;
 #pragma GCC unroll 2
     for (int u = 0; u < ku; u++)
 #pragma GCC unroll 6
@@ -282,7 +292,7 @@ AVX2_INLINE void kernel_avx2(const int mr, const int ku, const int nv, int off, 
                 b[v] = _mm256_loadu_ps(B + (size_t)(k + u) * NR + 8 * v);
 #pragma GCC unroll 6
             for (int i = 0; i < mr; i++) {
-                __m256 ai = _mm256_broadcast_ss(a[i] + k + u);
+                __m256 ai = _mm256_broadcast_ss(at ? a[i] + (size_t)(k + u) * lda : a[i] + k + u);
 #pragma GCC unroll 4
                 for (int v = 0; v < nv; v++)
                     c[u][i][v] = _mm256_fmadd_ps(ai, b[v], c[u][i][v]);
@@ -292,7 +302,7 @@ AVX2_INLINE void kernel_avx2(const int mr, const int ku, const int nv, int off, 
     for (; k < K; k++) {
 #pragma GCC unroll 6
         for (int i = 0; i < mr; i++) {
-            __m256 ai = _mm256_broadcast_ss(a[i] + k);
+            __m256 ai = _mm256_broadcast_ss(at ? a[i] + (size_t)k * lda : a[i] + k);
 #pragma GCC unroll 4
             for (int v = 0; v < nv; v++)
                 c[0][i][v] = _mm256_fmadd_ps(ai, _mm256_loadu_ps(B + (size_t)k * NR + 8 * v),
@@ -337,34 +347,43 @@ AVX2_INLINE void kernel_avx2(const int mr, const int ku, const int nv, int off, 
     }
 }
 
-/* One function per shape, as for AVX-512: kernel_avx2_m1 is 1 x 32 (M = 1),
- * kernels_avx2[mr] is mr x 16 on the half panel at column `off`. */
+/* One function per shape and A layout, as for AVX-512: kernel_avx2_m1 is
+ * 1 x 32 (M = 1), kernels_avx2[at][mr] is mr x 16 on the half panel at column
+ * `off`. */
 typedef void half_kernel_fn(int off, int K, const float *A, int lda, const float *B,
                             float beta, float *C, int ldc, int lo, int hi);
-#define KERNEL_AVX2(MR, KU)                                                          \
-    AVX2_FN static void kernel_avx2_##MR(int off, int K, const float *A, int lda,    \
-                                         const float *B, float beta, float *C,       \
-                                         int ldc, int lo, int hi)                    \
+#define KERNEL_AVX2(MR, KU, AT, NAME)                                                \
+    AVX2_FN static void NAME(int off, int K, const float *A, int lda, const float *B, \
+                             float beta, float *C, int ldc, int lo, int hi)          \
     {                                                                                \
-        kernel_avx2(MR, KU, 2, off, K, A, lda, B, beta, C, ldc, lo, hi);             \
+        kernel_avx2(MR, KU, 2, AT, off, K, A, lda, B, beta, C, ldc, lo, hi);         \
     }
-KERNEL_AVX2(1, 2)
-KERNEL_AVX2(2, 1)
-KERNEL_AVX2(3, 1)
-KERNEL_AVX2(4, 1)
-KERNEL_AVX2(5, 1)
-KERNEL_AVX2(6, 1)
-static half_kernel_fn *const kernels_avx2[MR_256 + 1] = {
-    NULL, kernel_avx2_1, kernel_avx2_2, kernel_avx2_3,
-    kernel_avx2_4, kernel_avx2_5, kernel_avx2_6};
+#define KERNELS_AVX2(MR, KU)                                                         \
+    KERNEL_AVX2(MR, KU, 0, kernel_avx2_##MR)                                         \
+    KERNEL_AVX2(MR, KU, 1, kernel_avx2_at_##MR)
+KERNELS_AVX2(1, 2)
+KERNELS_AVX2(2, 1)
+KERNELS_AVX2(3, 1)
+KERNELS_AVX2(4, 1)
+KERNELS_AVX2(5, 1)
+KERNELS_AVX2(6, 1)
+static half_kernel_fn *const kernels_avx2[2][MR_256 + 1] = {
+    {NULL, kernel_avx2_1, kernel_avx2_2, kernel_avx2_3, kernel_avx2_4, kernel_avx2_5,
+     kernel_avx2_6},
+    {NULL, kernel_avx2_at_1, kernel_avx2_at_2, kernel_avx2_at_3, kernel_avx2_at_4,
+     kernel_avx2_at_5, kernel_avx2_at_6}};
 
-AVX2_FN static void kernel_avx2_m1(int K, const float *A, const float *B, float beta,
+/* M = 1: A is one row of K (lda = 1 when A is given transposed) */
+AVX2_FN static void kernel_avx2_m1(int K, const float *A, int lda, const float *B, float beta,
                                    float *C, int lo, int hi)
 {
-    kernel_avx2(1, 2, 4, 0, K, A, 0, B, beta, C, 0, lo, hi);
+    if (lda == 1)
+        kernel_avx2(1, 2, 4, 0, 0, K, A, 0, B, beta, C, 0, lo, hi);
+    else
+        kernel_avx2(1, 2, 4, 1, 0, K, A, lda, B, beta, C, 0, lo, hi);
 }
 
-AVX2_FN static void matmul_avx2(int M, int n0, int n1, int K, const float *A, int lda,
+AVX2_FN static void matmul_avx2(int at, int M, int n0, int n1, int K, const float *A, int lda,
                                 const float *packed, float beta, float *C, int ldc)
 {
     for (int p = n0 / NR; p * NR < n1; p++) {
@@ -373,17 +392,17 @@ AVX2_FN static void matmul_avx2(int M, int n0, int n1, int K, const float *A, in
         const float *B = packed + (size_t)p * K * NR;
         float *Cp = C + (size_t)p * NR;
         if (M == 1) {
-            kernel_avx2_m1(K, A, B, beta, Cp, lo, hi);
+            kernel_avx2_m1(K, A, at ? lda : 1, B, beta, Cp, lo, hi);
             continue;
         }
         for (int off = 0; off < hi; off += 16) {
             if (off + 16 <= lo)
                 continue;
             for (int m = 0; m < M; m += MR_256) {
-                const float *a = A + (size_t)m * lda;
+                const float *a = at ? A + m : A + (size_t)m * lda;
                 float *c = Cp + (size_t)m * ldc;
-                kernels_avx2[M - m < MR_256 ? M - m : MR_256](off, K, a, lda, B, beta, c,
-                                                              ldc, lo, hi);
+                kernels_avx2[at][M - m < MR_256 ? M - m : MR_256](off, K, a, lda, B, beta, c,
+                                                                  ldc, lo, hi);
             }
         }
     }
@@ -448,8 +467,8 @@ const char *fr_matmul_isa_name(int isa)
     }
 }
 
-void fr_matmul_packed_f32(int M, int n0, int n1, int K, const float *A, int lda,
-                          const float *packed, float beta, float *C, int ldc)
+static void matmul(int at, int M, int n0, int n1, int K, const float *A, int lda,
+                   const float *packed, float beta, float *C, int ldc)
 {
     if (M <= 0 || n0 < 0 || n1 <= n0)
         return;
@@ -465,14 +484,26 @@ void fr_matmul_packed_f32(int M, int n0, int n1, int K, const float *A, int lda,
     switch (fr_matmul_isa()) {
 #ifdef FR_X86_SIMD
     case FR_ISA_AVX512:
-        matmul_avx512(M, n0, n1, K, A, lda, packed, beta, C, ldc);
+        matmul_avx512(at, M, n0, n1, K, A, lda, packed, beta, C, ldc);
         return;
     case FR_ISA_AVX2:
-        matmul_avx2(M, n0, n1, K, A, lda, packed, beta, C, ldc);
+        matmul_avx2(at, M, n0, n1, K, A, lda, packed, beta, C, ldc);
         return;
 #endif
     default:
-        matmul_generic(M, n0, n1, K, A, lda, packed, beta, C, ldc);
+        matmul_generic(at, M, n0, n1, K, A, lda, packed, beta, C, ldc);
         return;
     }
+}
+
+void fr_matmul_packed_f32(int M, int n0, int n1, int K, const float *A, int lda,
+                          const float *packed, float beta, float *C, int ldc)
+{
+    matmul(0, M, n0, n1, K, A, lda, packed, beta, C, ldc);
+}
+
+void fr_matmul_packed_at_f32(int M, int n0, int n1, int K, const float *A, int lda,
+                             const float *packed, float beta, float *C, int ldc)
+{
+    matmul(1, M, n0, n1, K, A, lda, packed, beta, C, ldc);
 }

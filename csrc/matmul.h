@@ -44,6 +44,13 @@ void fr_pack_f32(int N, int K, const float *W, float *packed);
 void fr_matmul_packed_f32(int M, int n0, int n1, int K, const float *A, int lda,
                           const float *packed, float beta, float *C, int ldc);
 
+/* The same with A given transposed: A is row-major (K, M) with leading
+ * dimension lda >= M, and
+ *     C[m, n] = beta*C[m, n] + sum_k A[k, m] * W[n, k].
+ * Weight gradients use it: dW^T = X^T dG reads X (rows, I) as it is stored. */
+void fr_matmul_packed_at_f32(int M, int n0, int n1, int K, const float *A, int lda,
+                             const float *packed, float beta, float *C, int ldc);
+
 /* Which SIMD code runs (for tests and benchmarks; the default is the best the
  * CPU supports). fr_matmul_set_isa(FR_ISA_AUTO) restores the default; asking
  * for an ISA the CPU (or the build) lacks returns -1 and changes nothing.

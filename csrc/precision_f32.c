@@ -29,6 +29,14 @@ static void matmul_packed_f32(const fr_blas *blas, int M, int n0, int n1, int K,
     fr_matmul_packed_f32(M, n0, n1, K, A, lda, packed, beta, C, ldc);
 }
 
+static void matmul_packed_at_f32(const fr_blas *blas, int M, int n0, int n1, int K,
+                                 const float *A, int lda, const float *packed, float beta,
+                                 float *C, int ldc)
+{
+    (void)blas;
+    fr_matmul_packed_at_f32(M, n0, n1, K, A, lda, packed, beta, C, ldc);
+}
+
 #include "rnn_cell.inc"
 #include "lstm_cell.inc"
 #include "gru_cell.inc"

@@ -174,6 +174,43 @@ def test_forward_matches_inference_and_grads_accumulate(kind):
     assert all(not g.any() for g in layer.grads.values())
 
 
+@pytest.mark.parametrize("dtype", DTYPES, ids=DTYPE_IDS)
+@pytest.mark.parametrize("kind", KINDS, ids=[k.name for k in KINDS])
+def test_backward_threads_bitwise(kind, dtype):
+    """Two threads split the units of the backward's time loop (H = 80: blocks
+    of 32 and 48, sizes past the threshold for a second thread): dx, dstate0
+    and every gradient bitwise those of one thread, with lengths (one of them
+    zero), both directions, two layers and a final-state gradient."""
+    rng = np.random.default_rng(7)
+    T, B, I, H = 9, 24, 16, 80
+    layer = kind.layer(I, H, num_layers=2, bidirectional=True, dtype=dtype, seed=3)
+    x = rng.standard_normal((T, B, I)).astype(dtype)
+    lengths = rng.integers(0, T + 1, size=B)
+    lengths[:2] = T, 0
+    shape = (4, B, H)
+    dstate = rng.standard_normal(shape).astype(dtype)
+    if kind.mode == "lstm":
+        dstate = (dstate, rng.standard_normal(shape).astype(dtype))
+    dy = rng.standard_normal((T, B, 2 * H)).astype(dtype)
+    results = []
+    try:
+        for n in (1, 2):
+            fr.set_num_threads(n)
+            layer.zero_grad()
+            _, _, cache = layer.forward(x, lengths=lengths)
+            dx, dstate0 = layer.backward(dy, cache, dstate)
+            results.append((dx, dstate0, {k: g.copy() for k, g in layer.grads.items()}))
+    finally:
+        fr.set_num_threads(None)
+    (dx1, s1, g1), (dx2, s2, g2) = results
+    np.testing.assert_array_equal(dx2, dx1)
+    for a, b in zip(np.atleast_1d(s2) if kind.mode != "lstm" else s2,
+                    np.atleast_1d(s1) if kind.mode != "lstm" else s1):
+        np.testing.assert_array_equal(a, b)
+    for k in g1:
+        np.testing.assert_array_equal(g2[k], g1[k], err_msg=k)
+
+
 def test_dy_past_lengths_is_ignored_and_dstate_none_is_zeros():
     rng = np.random.default_rng(1)
     layer = small(KINDS[2], num_layers=2, bidirectional=True)

@@ -2,8 +2,9 @@
  * and options; fuzz_kernels.c takes them from fuzzer bytes):
  *
  *   check_pack      fr_pack's layout, float32 and float64
- *   check_matmul    fr_matmul_packed_f32 on every SIMD code the CPU has,
- *                   any column range, beta 0 / 1 / other, spaced rows
+ *   check_matmul    fr_matmul_packed_f32 and fr_matmul_packed_at_f32 (A
+ *                   transposed) on every SIMD code the CPU has, any column
+ *                   range, beta 0 / 1 / other, spaced rows
  *   check_forward   fr_forward against the float64 reference, with spaced
  *                   x / y rows, lengths, h0 / c0, packed weights or not,
  *                   cache or not, 1 or 2 threads
@@ -47,20 +48,24 @@ static void check_pack(rng_t *r, fr_dtype dt, int N, int K)
     free(P);
 }
 
-/* ---- fr_matmul_packed_f32 ------------------------------------------------ */
+/* ---- fr_matmul_packed_f32, fr_matmul_packed_at_f32 ---------------------- */
 
-static void check_matmul(rng_t *r, int isa, int M, int N, int K, int n0, int n1, float beta,
-                         int lda_extra, int ldc_extra)
+/* at: A given transposed, (K, M) with leading dimension lda */
+static void check_matmul(rng_t *r, int isa, int at, int M, int N, int K, int n0, int n1,
+                         float beta, int lda_extra, int ldc_extra)
 {
-    snprintf(g_case, sizeof g_case, "matmul %s M=%d N=%d K=%d n=[%d,%d) beta=%g lda+%d ldc+%d",
+    snprintf(g_case, sizeof g_case,
+             "matmul%s %s M=%d N=%d K=%d n=[%d,%d) beta=%g lda+%d ldc+%d", at ? "_at" : "",
              fr_matmul_isa_name(isa), M, N, K, n0, n1, beta, lda_extra, ldc_extra);
-    const int lda = K + lda_extra, ldc = n1 + ldc_extra;
-    size_t na = M ? (size_t)(M - 1) * lda + K : 0, nc = M ? (size_t)(M - 1) * ldc + n1 : 0;
+    const int rows_a = at ? K : M, cols_a = at ? M : K;   /* A as stored */
+    const int lda = cols_a + lda_extra, ldc = n1 + ldc_extra;
+    size_t na = rows_a && cols_a ? (size_t)(rows_a - 1) * lda + cols_a : 0;
+    size_t nc = M ? (size_t)(M - 1) * ldc + n1 : 0;
     float *A = xalloc(na, FR_F32), *W = xalloc((size_t)N * K, FR_F32);
     float *P = xalloc(fr_pack_size_f32(N, K), FR_F32), *C = xalloc(nc, FR_F32);
     float *C0 = xalloc(nc, FR_F32);
     for (size_t i = 0; i < na; i++)
-        A[i] = (i % lda) < (size_t)K ? (float)rng_unif(r, 1) : NAN;   /* gaps: never read */
+        A[i] = (i % lda) < (size_t)cols_a ? (float)rng_unif(r, 1) : NAN;   /* gaps: never read */
     for (size_t i = 0; i < (size_t)N * K; i++)
         W[i] = (float)rng_unif(r, 1);
     for (size_t i = 0; i < nc; i++)
@@ -70,7 +75,7 @@ static void check_matmul(rng_t *r, int isa, int M, int N, int K, int n0, int n1,
             C0[i] = C[i] = 777.0f;
     if (fr_pack_size_f32(N, K))
         fr_pack_f32(N, K, W, P);
-    fr_matmul_packed_f32(M, n0, n1, K, A, lda, P, beta, C, ldc);
+    (at ? fr_matmul_packed_at_f32 : fr_matmul_packed_f32)(M, n0, n1, K, A, lda, P, beta, C, ldc);
     for (int m = 0; m < M; m++)
         for (int n = 0; n < (m == M - 1 ? n1 : ldc); n++) {
             size_t i = (size_t)m * ldc + n;
@@ -80,8 +85,9 @@ static void check_matmul(rng_t *r, int isa, int M, int N, int K, int n0, int n1,
             }
             double s = 0, mag = 0;
             for (int k = 0; k < K; k++) {
-                s += (double)A[(size_t)m * lda + k] * W[(size_t)n * K + k];
-                mag += fabs((double)A[(size_t)m * lda + k] * W[(size_t)n * K + k]);
+                double a = A[at ? (size_t)k * lda + m : (size_t)m * lda + k];
+                s += a * W[(size_t)n * K + k];
+                mag += fabs(a * W[(size_t)n * K + k]);
             }
             if (beta != 0) {
                 s += beta * (double)C0[i];

@@ -76,8 +76,8 @@ int main(int argc, char **argv)
                 n1 = rng_int(&r, 0, 1) ? N : (n1 + 31) / 32 * 32 < N ? (n1 + 31) / 32 * 32 : N;
             }
             static const float betas[] = {0.0f, 1.0f, 0.5f};
-            check_matmul(&r, isa, M, N, K, n0, n1, betas[rng_int(&r, 0, 2)], rng_int(&r, 0, 3),
-                         rng_int(&r, 0, 3));
+            check_matmul(&r, isa, i & 1, M, N, K, n0, n1, betas[rng_int(&r, 0, 2)],
+                         rng_int(&r, 0, 3), rng_int(&r, 0, 3));
         }
     }
     fr_matmul_set_isa(FR_ISA_AUTO);
