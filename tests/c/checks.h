@@ -487,7 +487,7 @@ static grads_out run_backward(const layer_case *c, fr_dtype dt, const double *dy
             for (size_t i = 0; i < gn[k]; i++)
                 put(gb[k], i, 0.5, dt);
         }
-    fr_grads Gr = {gb[0], gb[1], gb[2], gb[3], gb[4]};
+    fr_grads Gr = {gb[0], gb[1], gb[2], gb[3], gb[4], NULL};
     fr_backward(&t.L, &S, &D, &Gr, &NAIVE_BLAS);
     typed_check_unchanged(&t, c->lengths, B);
 
