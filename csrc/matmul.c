@@ -26,6 +26,9 @@
  * fr_matmul_packed_at_f32 takes A transposed, (K, M): every kernel has the
  * flag `at` (a compile-time constant in the SIMD ones) that reads A[m, k]
  * from A[k*lda + m] instead of A[m*lda + k]; nothing else differs.
+ *
+ * The SIMD kernels prefetch their rows of C before the K loop: in an RNN's
+ * time loop C (a step's slice of the input projection) is cold in DRAM.
  */
 #include "matmul.h"
 
@@ -82,6 +85,24 @@ static void store_cols(const float *acc, int j0, int j1, float beta, float *c)
     else
         for (int j = j0; j < j1; j++)
             c[j] = beta * c[j] + acc[j];
+}
+
+/* Ask for the cache lines of c[lo .. hi) (one row of a kernel's output) at
+ * the start of the kernel: its K loop (about a microsecond) then hides the
+ * miss, where a load of c at the end (beta != 0: the step's slice of xg,
+ * written long before, usually in DRAM) or the stores' read-for-ownership
+ * would stall. A hint only: no fault, no change in the results. */
+static inline void prefetch_cols(const float *c, int lo, int hi)
+{
+    if (hi <= lo)
+        return;
+#ifdef __GNUC__
+    for (int j = lo; j < hi; j += 16)
+        __builtin_prefetch(c + j, 1, 3);
+    __builtin_prefetch(c + hi - 1, 1, 3);
+#else
+    (void)c;
+#endif
 }
 
 /* The column range [lo, hi) of panel p that lies in [n0, n1). */
@@ -145,8 +166,10 @@ AVX512_INLINE void kernel_avx512(const int mr, const int ku, const int at, int K
     __m512 c[4][MR_512][2];
     const float *a[MR_512];
 #pragma GCC unroll 8
-    for (int i = 0; i < mr; i++)
+    for (int i = 0; i < mr; i++) {
         a[i] = at ? A + i : A + (size_t)i * lda;
+        prefetch_cols(C + (size_t)i * ldc, lo, hi);
+    }
 #pragma GCC unroll 4
     for (int u = 0; u < ku; u++)
 #pragma GCC unroll 8
@@ -272,8 +295,11 @@ AVX2_INLINE void kernel_avx2(const int mr, const int ku, const int nv, const int
     const float *a[MR_256];
     B += off;
 #pragma GCC unroll 6
-    for (int i = 0; i < mr; i++)
+    for (int i = 0; i < mr; i++) {
         a[i] = at ? A + i : A + (size_t)i * lda;
+        prefetch_cols(C + (size_t)i * ldc, lo > off ? lo : off,
+                      hi - off < 8 * nv ? hi : off + 8 * nv);
+    }
 #pragma GCC unroll 2
     for (int u = 0; u < ku; u++)
 #pragma GCC unroll 6

@@ -541,3 +541,37 @@ def test_large_batch_is_deterministic(kind):
     assert_close(y0, y_ref, np.float32, "y")
     for a, b in zip(split_state(kind.mode, s0), split_state(kind.mode, s_ref)):
         assert_close(a, b, np.float32, "state")
+
+
+@pytest.mark.parametrize("dtype", DTYPES, ids=DTYPE_IDS)
+@pytest.mark.parametrize("kind", KINDS, ids=KIND_IDS)
+def test_input_projection_blocks(kind, dtype):
+    """The input projection runs inside the time loop, ~256/B steps at a time
+    (T = 13, B = 40: blocks of 6, 6 and 1 steps; reversed, 7..12, 1..6, 0).
+    Forward and reverse, with lengths, inference and training alike, equal to
+    the reference, and bitwise the same on 1 and 2 threads (H a multiple of
+    32: float64's per-panel BLAS calls differ in width otherwise)."""
+    rng = np.random.default_rng(31)
+    T, B, I, H = 13, 40, 20, 64
+    layer = kind.layer(I, H, num_layers=1, bidirectional=True, dtype=dtype, seed=5)
+    x = rng.standard_normal((T, B, I)).astype(dtype)
+    lengths = random_lengths(rng, B, T)
+    state = random_state(rng, kind.mode, (2, B, H), dtype)
+    before = fastrnn.get_num_threads()
+    try:
+        runs = []
+        for threads in (1, 2):
+            fastrnn.set_num_threads(threads)
+            y, s = layer(x, state, lengths=lengths)
+            y_train, s_train, _ = layer.forward(x, state, lengths=lengths)
+            np.testing.assert_array_equal(y_train, y)
+            runs.append([y] + split_state(kind.mode, s))
+    finally:
+        fastrnn.set_num_threads(before)
+    for a, b in zip(*runs):
+        np.testing.assert_array_equal(a, b)
+    y_ref, s_ref = layer_forward(kind.mode, layer.state_dict(), x, state, lengths,
+                                 **kind.ref_kwargs)
+    assert_close(runs[0][0], y_ref, dtype, "y")
+    for got, want in zip(runs[0][1:], split_state(kind.mode, s_ref)):
+        assert_close(got, want, dtype, "state")
