@@ -160,18 +160,30 @@ def test_gradients_equal_finite_differences(options):
     check_gradients(model, x, (0.5 * h0, 0.5 * c0), np.array([4, 1, 3]), True, rng)
 
 
-def test_threads_give_the_same_results():
-    model = fr.LSTM(16, 96, proj_size=40, num_layers=2, seed=1)
-    x = np.random.default_rng(0).standard_normal((20, 8, 16)).astype(np.float32)
+@pytest.mark.parametrize("dtype", [np.float32, np.float64], ids=["f32", "f64"])
+@pytest.mark.parametrize("P", [16, 40], ids=["P16", "P40"])
+def test_threads_give_bitwise_the_same_results(P, dtype):
+    """Two threads split the units and the P columns of h (P = 40: panels of
+    32 and 8; P = 16: the second thread has no columns): outputs and every
+    gradient bitwise those of one thread, with lengths, both directions."""
+    model = fr.LSTM(16, 96, proj_size=P, num_layers=2, bidirectional=True, dtype=dtype, seed=1)
+    rng = np.random.default_rng(0)
+    x = rng.standard_normal((9, 24, 16)).astype(dtype)
+    lengths = np.array([9, 0] + list(rng.integers(0, 10, size=22)))
+    dy = rng.standard_normal((9, 24, 2 * P)).astype(dtype)
+    runs = []
     old = fr.get_num_threads()
     try:
-        fr.set_num_threads(1)
-        one = model(x)
-        fr.set_num_threads(2)
-        two = model(x)
+        for n in (1, 2):
+            fr.set_num_threads(n)
+            model.zero_grad()
+            y, (h, c), cache = model.forward(x, lengths=lengths)
+            dx, (dh0, dc0) = model.backward(dy, cache, (h, c))
+            runs.append([y, h, c, dx, dh0, dc0] + [g.copy() for g in model.grads.values()])
     finally:
         fr.set_num_threads(old)
-    assert np.array_equal(one[0], two[0]) and np.array_equal(one[1][0], two[1][0])
+    for a, b in zip(*runs):
+        np.testing.assert_array_equal(a, b)
 
 
 @pytest.mark.parametrize("dtype", [np.float32, np.float64], ids=["f32", "f64"])
