@@ -13,6 +13,7 @@ import zlib
 import numpy as np
 import pytest
 import torch
+from hypothesis import HealthCheck, given, settings, strategies as st
 
 import fastrnn as fr
 from helpers import assert_close, rel_err
@@ -236,3 +237,67 @@ def test_bad_configurations_and_states():
         model.load_state_dict({"weight_hr_l0": np.zeros((4, 2))}, strict=False)
     with pytest.raises(ValueError, match="proj_size: ONNX's LSTM operator has no"):
         fr.onnx.to_onnx(model)
+
+
+@settings(max_examples=300, deadline=None,
+          suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large])
+@given(st.integers(1, 4), st.integers(2, 40), st.data(), st.integers(1, 2), st.booleans(),
+       st.booleans(), st.booleans(), st.integers(0, 5), st.integers(0, 3), st.booleans(),
+       st.booleans(), st.sampled_from([np.float32, np.float64]), st.integers(1, 2),
+       st.integers(0, 2**32 - 1))
+def test_random_configurations(I, H, data, L, bidir, bias, batch_first, T, B, with_lengths,
+                               with_state, dtype, threads, seed):
+    """Random sizes (T = 0 and B = 0 included), options, lengths, states and
+    thread counts: the forward equals the reference, and the backward equals
+    PyTorch's autograd on the same packed sequence."""
+    P = data.draw(st.integers(1, H - 1))
+    rng = np.random.default_rng(seed)
+    model = fr.LSTM(I, H, proj_size=P, num_layers=L, bidirectional=bidir, bias=bias,
+                    batch_first=batch_first, dtype=dtype, seed=seed % 1000)
+    D = model.num_directions
+    x, h0, c0 = random_inputs(rng, model, T, B, dtype)
+    lengths = rng.integers(0, T + 1, size=B) if with_lengths else None
+    state = (h0, c0) if with_state else None
+    old = fr.get_num_threads()
+    try:
+        fr.set_num_threads(threads)
+        xin = np.ascontiguousarray(x.transpose(1, 0, 2)) if batch_first else x
+        y, (h_n, c_n), cache = model.forward(xin, state, lengths)
+        if batch_first:
+            y = y.transpose(1, 0, 2)
+        zeros = (np.zeros_like(h0), np.zeros_like(c0))
+        want = projected_lstm(model.state_dict(), x.astype(np.float64),
+                              *(s.astype(np.float64) for s in (state or zeros)),
+                              [T] * B if lengths is None else lengths, L, D)
+        for got, ref, what in zip((y, h_n, c_n), want, ("y", "h_n", "c_n")):
+            assert got.shape == ref.shape, what
+            if got.size:
+                assert_close(got, ref, dtype, what)
+        if T == 0 or B == 0:
+            return
+        dy = rng.standard_normal(y.shape).astype(dtype)
+        model.zero_grad()
+        dx, (dh0, dc0) = model.backward(dy.transpose(1, 0, 2) if batch_first else dy, cache)
+    finally:
+        fr.set_num_threads(old)
+    module = fr.interop.to_torch(model)
+    xt, h0t, c0t = (torch.tensor(a, requires_grad=True) for a in (x, h0, c0))
+    if lengths is not None and lengths.max() == 0:
+        return                       # PyTorch cannot pack all-empty sequences
+    lens = torch.tensor(lengths if lengths is not None else [T] * B)
+    if lengths is not None and (lengths == 0).any():
+        return                       # ... nor one empty sequence among others
+    packed = torch.nn.utils.rnn.pack_padded_sequence(xt, lens, enforce_sorted=False)
+    module.batch_first = False
+    yp, _ = module(packed, (h0t, c0t) if with_state else None)
+    yt, _ = torch.nn.utils.rnn.pad_packed_sequence(yp, total_length=T)
+    (yt * torch.tensor(dy)).sum().backward()
+    tol = 1e-4 if dtype == np.float32 else 1e-10
+    if batch_first:
+        dx = dx.transpose(1, 0, 2)
+    assert rel_err(dx, xt.grad.numpy()) < tol
+    if with_state:
+        assert rel_err(dh0, h0t.grad.numpy()) < tol and rel_err(dc0, c0t.grad.numpy()) < tol
+    for name, p in module.named_parameters():
+        if p.grad is not None:
+            assert rel_err(model.grads[name], p.grad.numpy()) < tol, name
