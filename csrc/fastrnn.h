@@ -90,7 +90,9 @@ int fr_output_size(const fr_layer *L);
 size_t fr_packed_size(int rows, int cols);
 void fr_pack(fr_dtype dtype, int rows, int cols, const void *W, void *packed);
 
-/* Scratch needed by fr_forward (elements of the dtype). */
+/* Scratch needed by fr_forward (elements of the dtype), for this L: with
+ * L->w_ih_packed set the input projection needs room for one block of steps
+ * (about 256 rows), without it for all T*B rows. */
 size_t fr_work_size(const fr_layer *L, int T, int B);
 
 /* What a training forward keeps for fr_backward (elements), all in time
