@@ -312,8 +312,9 @@ def profile_row(cell, batch, threads, args):
     time_product = getattr(fr._core, "time_product", None)
     if time_product is not None:             # fastrnn's packed kernel, timed in C
         p_ih, p_hh = fr._core.pack(w_ih), fr._core.pack(w_hh)
-        reps = max(1, 10 // batch)
-        timers["kernel input"] = lambda: time_product(w_ih, p_ih, T * batch, reps)
+        # the loop's shape: blocks of ~256/B steps, in calls of at most 192 rows
+        m = min(192, max(1, min(T, 256 // batch)) * batch)
+        timers["kernel input"] = lambda: T * batch / m * time_product(w_ih, p_ih, m, 10)
         timers["kernel recurrent"] = lambda: T * time_product(w_hh, p_hh, batch, 10 * T)
     samples, load = measure_row(timers, args)
     best = {name: summarize(s)["best"] for name, s in samples.items()}
