@@ -58,9 +58,11 @@ from threadpoolctl import threadpool_info, threadpool_limits
 import onnx
 import onnxruntime as ort
 import torch
-from onnx import TensorProto, helper
 
 import fastrnn as fr
+from fastrnn import bench
+
+MODS = {"onnx": onnx, "ort": ort}     # what fastrnn.bench's ONNX helpers use
 
 T, I, H = 100, 256, 256
 GATES = {"lstm": 4, "gru": 3, "rnn": 1}
@@ -97,50 +99,12 @@ def fastrnn_runner(cell, module, x):
     return lambda: layer(x)[0]
 
 
-def onnx_weights(cell, module):
-    """W (1, GH, I), R (1, GH, H), B (1, 2GH) in ONNX's gate order.
-    PyTorch: LSTM i,f,g,o; GRU r,z,n.  ONNX: LSTM i,o,f,c; GRU z,r,h."""
-    order = {"lstm": [0, 3, 1, 2], "gru": [1, 0, 2], "rnn": [0]}[cell]
-    sd = {k: v.detach().numpy() for k, v in module.state_dict().items()}
-
-    def reorder(a):
-        return np.concatenate([a[g * H:(g + 1) * H] for g in order])[None]
-    W, R = reorder(sd["weight_ih_l0"]), reorder(sd["weight_hh_l0"])
-    B = np.concatenate([reorder(sd["bias_ih_l0"]), reorder(sd["bias_hh_l0"])], axis=1)
-    return W, R, B
-
-
-def build_onnx_model(cell, module, batch):
-    """A single LSTM / GRU / RNN node, the weights as initializers."""
-    W, R, B = onnx_weights(cell, module)
-    op, attrs = {"lstm": ("LSTM", {}),
-                 "gru": ("GRU", {"linear_before_reset": 1}),     # PyTorch's GRU
-                 "rnn": ("RNN", {"activations": ["Tanh"]})}[cell]
-    outputs = ["Y", "Y_h"] + (["Y_c"] if cell == "lstm" else [])
-    node = helper.make_node(op, ["X", "W", "R", "B"], outputs, hidden_size=H,
-                            direction="forward", **attrs)
-    graph = helper.make_graph(
-        [node], f"{cell}_T{T}_B{batch}",
-        [helper.make_tensor_value_info("X", TensorProto.FLOAT, [T, batch, I])],
-        [helper.make_tensor_value_info("Y", TensorProto.FLOAT, [T, 1, batch, H])]
-        + [helper.make_tensor_value_info(o, TensorProto.FLOAT, [1, batch, H])
-           for o in outputs[1:]],
-        initializer=[onnx.numpy_helper.from_array(a.astype(np.float32), name)
-                     for name, a in (("W", W), ("R", R), ("B", B))])
-    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)])
-    onnx.checker.check_model(model)
-    return model
-
-
 def ort_runner(cell, module, x, threads):
-    opts = ort.SessionOptions()
-    opts.intra_op_num_threads = threads
-    opts.inter_op_num_threads = 1
-    opts.execution_mode = ort.ExecutionMode.ORT_SEQUENTIAL
-    opts.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
-    model = build_onnx_model(cell, module, x.shape[1])
-    sess = ort.InferenceSession(model.SerializeToString(), opts,
-                                providers=["CPUExecutionProvider"])
+    """ONNX Runtime on one LSTM / GRU / RNN node with the module's weights
+    (fastrnn.bench builds it, as `fastrnn bench` does)."""
+    sd = {k: v.detach().numpy() for k, v in module.state_dict().items()}
+    model = bench.onnx_model(MODS, cell, sd, T, x.shape[1], H, state_io=False)
+    sess = bench.ort_session(MODS, model, threads)
     feed = {"X": x}
     return lambda: sess.run(None, feed)[0][:, 0]
 
@@ -199,40 +163,13 @@ def summarize(rounds):
             "p90": float(np.percentile(every, 90))}
 
 
-def cpu_seconds():
-    """(CPU seconds busy on the whole machine, CPU seconds of this process)."""
-    with open("/proc/stat") as f:
-        ticks = [int(v) for v in f.readline().split()[1:9]]
-    own = os.times()
-    return ((sum(ticks) - ticks[3] - ticks[4]) / os.sysconf("SC_CLK_TCK"),
-            own.user + own.system)
-
-
-def others_load(start, wall):
-    """Average number of cores other processes kept busy since `start`."""
-    busy, own = cpu_seconds()
-    return max(busy - start[0] - (own - start[1]), 0.0) / wall
-
-
-def wait_until_quiet(max_wait, probe=1.0, threshold=0.25):
-    """Wait (up to max_wait seconds) until other processes use < threshold
-    cores over a probe interval: on a 2-core machine one busy neighbour
-    halves a 2-thread engine."""
-    t_start = time.perf_counter()
-    while time.perf_counter() - t_start < max_wait:
-        start, t0 = cpu_seconds(), time.perf_counter()
-        time.sleep(probe)
-        if others_load(start, time.perf_counter() - t0) < threshold:
-            return
-
-
 def measure_row(timers, args):
     """measure() on a machine as quiet as we can get; also returns the load
     other processes put on it meanwhile."""
-    wait_until_quiet(args.quiet_wait)
-    start, t0 = cpu_seconds(), time.perf_counter()
+    bench.wait_until_quiet(args.quiet_wait, probe=1.0)
+    start, t0 = bench.cpu_seconds(), time.perf_counter()
     samples = measure(timers, args.min_time, args.rounds, args.settle)
-    return samples, others_load(start, time.perf_counter() - t0)
+    return samples, bench.others_load(start, time.perf_counter() - t0)
 
 
 def flops(cell, batch, inputs=I + H):

@@ -52,10 +52,11 @@ from threadpoolctl import threadpool_info, threadpool_limits
 import onnx
 import onnxruntime as ort
 import torch
-from onnx import TensorProto, helper
 
 import fastrnn as fr
-from fastrnn import _core
+from fastrnn import _core, bench
+
+MODS = {"onnx": onnx, "ort": ort}     # what fastrnn.bench's ONNX helpers use
 
 GATES = {"lstm": 4, "gru": 3, "rnn": 1}
 ENGINES = ("fastrnn", "torch cell", "torch layer", "ORT", "NumPy")
@@ -112,42 +113,11 @@ def torch_layer_runner(cell, layer, H, x):
     return run
 
 
-def onnx_model(cell, layer, H):
-    """One LSTM / GRU / RNN node, T = 1, B = 1, weights as initializers."""
-    order = {"lstm": [0, 3, 1, 2], "gru": [1, 0, 2], "rnn": [0]}[cell]
-    sd = {k: v.detach().numpy() for k, v in layer.state_dict().items()}
-
-    def reorder(a):
-        return np.concatenate([a[g * H:(g + 1) * H] for g in order])[None]
-    W, R = reorder(sd["weight_ih_l0"]), reorder(sd["weight_hh_l0"])
-    B = np.concatenate([reorder(sd["bias_ih_l0"]), reorder(sd["bias_hh_l0"])], axis=1)
-    op, attrs = {"lstm": ("LSTM", {}), "gru": ("GRU", {"linear_before_reset": 1}),
-                 "rnn": ("RNN", {"activations": ["Tanh"]})}[cell]
-    lstm = cell == "lstm"
-    inputs = ["X", "W", "R", "B", "", "h0"] + (["c0"] if lstm else [])
-    outputs = ["", "h1"] + (["c1"] if lstm else [])
-    node = helper.make_node(op, inputs, outputs, hidden_size=H, direction="forward", **attrs)
-    state = [1, 1, H]
-    graph = helper.make_graph(
-        [node], f"{cell}_step",
-        [helper.make_tensor_value_info("X", TensorProto.FLOAT, [1, 1, H])]
-        + [helper.make_tensor_value_info(n, TensorProto.FLOAT, state) for n in inputs[5:]],
-        [helper.make_tensor_value_info(n, TensorProto.FLOAT, state) for n in outputs[1:]],
-        initializer=[onnx.numpy_helper.from_array(a.astype(np.float32), n)
-                     for n, a in (("W", W), ("R", R), ("B", B))])
-    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)])
-    onnx.checker.check_model(model)
-    return model
-
-
 def ort_runner(cell, layer, H, x):
-    opts = ort.SessionOptions()
-    opts.intra_op_num_threads = 1
-    opts.inter_op_num_threads = 1
-    opts.execution_mode = ort.ExecutionMode.ORT_SEQUENTIAL
-    opts.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
-    sess = ort.InferenceSession(onnx_model(cell, layer, H).SerializeToString(), opts,
-                                providers=["CPUExecutionProvider"])
+    """ONNX Runtime on a one-step node with the state fed back (the model
+    fastrnn.bench builds for `fastrnn bench`)."""
+    sd = {k: v.detach().numpy() for k, v in layer.state_dict().items()}
+    sess = bench.ort_session(MODS, bench.onnx_model(MODS, cell, sd, 1, 1, H, state_io=True), 1)
     x3 = x[None, None]
     zero = np.zeros((1, 1, H), np.float32)
     if cell == "lstm":
@@ -255,30 +225,6 @@ def measure(runners, steps, rounds, calib_ns, c_timed):
             {name: np.array(v) for name, v in per_round.items()})
 
 
-def cpu_busy():
-    with open("/proc/stat") as f:
-        ticks = [int(v) for v in f.readline().split()[1:9]]
-    own = os.times()
-    return (sum(ticks) - ticks[3] - ticks[4]) / os.sysconf("SC_CLK_TCK"), own.user + own.system
-
-
-def others_load(start, wall):
-    busy, own = cpu_busy()
-    return max(busy - start[0] - (own - start[1]), 0.0) / wall
-
-
-def wait_until_quiet(max_wait, probe=1.0, threshold=0.25):
-    """Wait (up to max_wait seconds) until other processes use < threshold
-    cores over a probe interval. Returns the load seen last."""
-    end = time.perf_counter() + max_wait
-    while True:
-        start, t0 = cpu_busy(), time.perf_counter()
-        time.sleep(probe)
-        load = others_load(start, time.perf_counter() - t0)
-        if load < threshold or time.perf_counter() >= end:
-            return load
-
-
 # ---------------------------------------------------------------- sections
 
 def bench_products(sizes, reps_bytes=4e8, rounds=5):
@@ -340,10 +286,10 @@ def bench_steps(cells, sizes, steps, rounds, quiet_wait=0.0):
                 print(f"{cell} H={H}: {n} FAILED the check (rel. error {errs[n]:.2e})")
                 del runners[n]
             if quiet_wait > 0:
-                wait_until_quiet(quiet_wait)
-            start, t0 = cpu_busy(), time.perf_counter()
+                bench.wait_until_quiet(quiet_wait)
+            start, t0 = bench.cpu_seconds(), time.perf_counter()
             t, rounds_t = measure(runners, steps, rounds, calib, c_timed(s, layer, H))
-            load = others_load(start, time.perf_counter() - t0)
+            load = bench.others_load(start, time.perf_counter() - t0)
             py, cs, pr = rounds_t["fastrnn"], rounds_t["C step"], rounds_t["products"]
             split = (np.median(cs), np.median(pr), np.median((py - cs) / py),
                      np.median(np.maximum(py - pr, 0) / py))
@@ -403,14 +349,14 @@ def bench_parallel(H=128, steps=20000, quiet_wait=0.0):
             work(s, 200)
         threads = [threading.Thread(target=work, args=(s, steps)) for s in streams]
         if quiet_wait > 0:
-            wait_until_quiet(quiet_wait)
-        start, t0 = cpu_busy(), time.perf_counter()
+            bench.wait_until_quiet(quiet_wait)
+        start, t0 = bench.cpu_seconds(), time.perf_counter()
         for t in threads:
             t.start()
         for t in threads:
             t.join()
         wall = time.perf_counter() - t0
-        rate, load = n_threads * steps / wall, others_load(start, wall)
+        rate, load = n_threads * steps / wall, bench.others_load(start, wall)
         base = base or rate
         print(f"| {n_threads} | {rate:,.0f} | {rate / base:.2f} | {load:.2f} |")
 
@@ -438,7 +384,7 @@ def main(argv=None):
               f"{torch.__version__}, onnxruntime {ort.__version__}; fastrnn kernel "
               f"ISA auto; 1 thread")
         if a.quiet_wait > 0:
-            wait_until_quiet(a.quiet_wait)
+            bench.wait_until_quiet(a.quiet_wait)
         bench_products(a.product_sizes)
         if a.products:
             return
