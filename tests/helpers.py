@@ -25,6 +25,23 @@ def rel_err(actual, expected):
     return float(np.max(np.abs(a - b))) / scale
 
 
+def numeric_grad(f, a, eps=1e-6):
+    """Central differences of the scalar f() w.r.t. the array a (perturbed in
+    place, restored; C-contiguous, so the flat view writes through)."""
+    assert a.flags.c_contiguous
+    g = np.zeros_like(a)
+    flat, gflat = a.reshape(-1), g.reshape(-1)
+    for i in range(flat.size):
+        v = flat[i]
+        flat[i] = v + eps
+        fp = f()
+        flat[i] = v - eps
+        fm = f()
+        flat[i] = v
+        gflat[i] = (fp - fm) / (2 * eps)
+    return g
+
+
 def assert_close(actual, expected, dtype, what="", rel=None):
     """Shape, finiteness, relative error and elementwise allclose."""
     dtype = np.dtype(dtype)

@@ -14,9 +14,8 @@ import numpy as np
 import pytest
 
 import fastrnn as fr
-from helpers import KIND_IDS, KINDS, rel_err
+from helpers import KIND_IDS, KINDS, numeric_grad, rel_err
 
-EPS = 1e-6
 FD_REL = 1e-6
 
 # (name, layer options, sizes T B I H, lengths, initial state given, dstate given)
@@ -32,19 +31,17 @@ CASES = [
 CASE_IDS = [c[0] for c in CASES]
 
 
-def numeric_grad(f, a):
-    """Central differences of the scalar f() w.r.t. the array a (perturbed in place)."""
-    g = np.zeros_like(a)
-    flat, gflat = a.reshape(-1), g.reshape(-1)
-    for i in range(flat.size):
-        v = flat[i]
-        flat[i] = v + EPS
-        fp = f()
-        flat[i] = v - EPS
-        fm = f()
-        flat[i] = v
-        gflat[i] = (fp - fm) / (2 * EPS)
-    return g
+def check_param_gradients(module, loss):
+    """module.grads (from a backward of loss) against finite differences of
+    loss() in every parameter."""
+    for name, p in module.state_dict().items():
+        def loss_p():
+            module.load_state_dict({name: p}, strict=False)
+            return loss()
+        numeric = numeric_grad(loss_p, p)
+        module.load_state_dict({name: p}, strict=False)
+        err = rel_err(module.grads[name], numeric)
+        assert err < FD_REL, f"{name}: relative error {err:.3g}"
 
 
 def check_gradients(layer, x, state, lengths, dstate_given, rng, dropout_seed=None):
@@ -79,16 +76,7 @@ def check_gradients(layer, x, state, lengths, dstate_given, rng, dropout_seed=No
         numeric = numeric_grad(loss, arr)
         err = rel_err(analytic, numeric)
         assert err < FD_REL, f"d{what}: relative error {err:.3g}"
-
-    params = layer.state_dict()
-    for name, p in params.items():
-        def loss_p():
-            layer.load_state_dict({name: p}, strict=False)
-            return loss()
-        numeric = numeric_grad(loss_p, p)
-        layer.load_state_dict({name: p}, strict=False)
-        err = rel_err(layer.grads[name], numeric)
-        assert err < FD_REL, f"{name}: relative error {err:.3g}"
+    check_param_gradients(layer, loss)
 
 
 def make_inputs(layer, T, B, I, H, lengths, state_given, rng):
@@ -161,11 +149,4 @@ def test_cell_gradients(kind, batched):
         assert analytic.shape == arr.shape
         err = rel_err(analytic, numeric_grad(loss, arr))
         assert err < FD_REL, f"d{what}: relative error {err:.3g}"
-    for name, p in cell.state_dict().items():
-        def loss_p():
-            cell.load_state_dict({name: p}, strict=False)
-            return loss()
-        numeric = numeric_grad(loss_p, p)
-        cell.load_state_dict({name: p}, strict=False)
-        err = rel_err(cell.grads[name], numeric)
-        assert err < FD_REL, f"{name}: relative error {err:.3g}"
+    check_param_gradients(cell, loss)

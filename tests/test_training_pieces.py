@@ -9,6 +9,7 @@ import pytest
 import torch
 
 import fastrnn as fr
+from helpers import numeric_grad
 
 torch.set_num_threads(1)
 
@@ -337,19 +338,6 @@ def test_embedding_matches_torch_names_init_and_forward():
         emb(np.array([1.0]))
 
 
-def _numeric_grad(f, a, eps=1e-6):
-    g = np.zeros_like(a)
-    for i in np.ndindex(a.shape):
-        old = a[i]
-        a[i] = old + eps
-        fp = f()
-        a[i] = old - eps
-        fm = f()
-        a[i] = old
-        g[i] = (fp - fm) / (2 * eps)
-    return g
-
-
 @pytest.mark.parametrize("bias", [True, False])
 def test_linear_gradients_finite_differences(bias):
     rng = np.random.default_rng(10)
@@ -363,9 +351,9 @@ def test_linear_gradients_finite_differences(bias):
     y, cache = lin.forward(x)
     dx = lin.backward(w, cache)
     lin.backward(w, cache)                      # accumulates: twice the gradient
-    np.testing.assert_allclose(dx, _numeric_grad(loss, x), rtol=1e-7, atol=1e-9)
+    np.testing.assert_allclose(dx, numeric_grad(loss, x), rtol=1e-7, atol=1e-9)
     for name, p in lin._params.items():
-        np.testing.assert_allclose(lin.grads[name] / 2, _numeric_grad(loss, p), rtol=1e-7,
+        np.testing.assert_allclose(lin.grads[name] / 2, numeric_grad(loss, p), rtol=1e-7,
                                    atol=1e-9, err_msg=name)
     lin.zero_grad()
     assert not any(g.any() for g in lin.grads.values())
@@ -378,7 +366,7 @@ def test_embedding_gradients_finite_differences_with_repeats():
     w = rng.standard_normal((3, 2, 3))
     y, cache = emb.forward(idx)
     assert emb.backward(w, cache) is None
-    num = _numeric_grad(lambda: float(np.sum(w * emb(idx))), emb._params["weight"])
+    num = numeric_grad(lambda: float(np.sum(w * emb(idx))), emb._params["weight"])
     np.testing.assert_allclose(emb.grads["weight"], num, rtol=1e-7, atol=1e-9)
     assert not emb.grads["weight"][[2, 3]].any()
 
