@@ -522,6 +522,20 @@ static void matmul(int at, int M, int n0, int n1, int K, const float *A, int lda
     }
 }
 
+int fr_matmul_row_block(void)
+{
+    switch (fr_matmul_isa()) {
+#ifdef FR_X86_SIMD
+    case FR_ISA_AVX512:
+        return MR_512;
+    case FR_ISA_AVX2:
+        return MR_256;
+#endif
+    default:
+        return MR_G;
+    }
+}
+
 void fr_matmul_packed_f32(int M, int n0, int n1, int K, const float *A, int lda,
                           const float *packed, float beta, float *C, int ldc)
 {

@@ -51,6 +51,11 @@ void fr_matmul_packed_f32(int M, int n0, int n1, int K, const float *A, int lda,
 void fr_matmul_packed_at_f32(int M, int n0, int n1, int K, const float *A, int lda,
                              const float *packed, float beta, float *C, int ldc);
 
+/* Rows per kernel call with the ISA in use (8 for AVX-512, 6 for AVX2, 4
+ * generic): a product computes its rows in blocks of as many from its first
+ * row, so products split at multiples of it make the same kernel calls. */
+int fr_matmul_row_block(void);
+
 /* Which SIMD code runs (for tests and benchmarks; the default is the best the
  * CPU supports). fr_matmul_set_isa(FR_ISA_AUTO) restores the default; asking
  * for an ISA the CPU (or the build) lacks returns -1 and changes nothing.

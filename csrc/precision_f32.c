@@ -12,6 +12,7 @@
 #define SIGMOID_N fr_sigmoid_f32
 #define TANH_N fr_tanh_f32
 #define BLAS_GEMM blas->sgemm
+#define ROW_BLOCK fr_matmul_row_block()   /* rows per kernel call */
 
 #include "gemm.inc"
 

@@ -174,15 +174,18 @@ def test_forward_matches_inference_and_grads_accumulate(kind):
     assert all(not g.any() for g in layer.grads.values())
 
 
+@pytest.mark.parametrize("B", [24, 26], ids=["rows", "units"])
 @pytest.mark.parametrize("dtype", DTYPES, ids=DTYPE_IDS)
 @pytest.mark.parametrize("kind", KINDS, ids=[k.name for k in KINDS])
-def test_backward_threads_bitwise(kind, dtype):
-    """Two threads split the units of the backward's time loop (H = 80: blocks
-    of 32 and 48, sizes past the threshold for a second thread): dx, dstate0
-    and every gradient bitwise those of one thread, with lengths (one of them
-    zero), both directions, two layers and a final-state gradient."""
+def test_backward_threads_bitwise(kind, dtype, B):
+    """Two threads share the time loops: B = 24 splits the rows (blocks of 8
+    and 16; the peephole LSTM's backward still splits the units), B = 26 the
+    units (H = 80: blocks of 32 and 48; sizes past the threshold for a second
+    thread). dx, dstate0 and every gradient bitwise those of one thread, with
+    lengths (one of them zero), both directions, two layers and a final-state
+    gradient."""
     rng = np.random.default_rng(7)
-    T, B, I, H = 9, 24, 16, 80
+    T, I, H = 9, 16, 80
     layer = kind.layer(I, H, num_layers=2, bidirectional=True, dtype=dtype, seed=3)
     x = rng.standard_normal((T, B, I)).astype(dtype)
     lengths = rng.integers(0, T + 1, size=B)

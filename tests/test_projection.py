@@ -161,17 +161,19 @@ def test_gradients_equal_finite_differences(options):
     check_gradients(model, x, (0.5 * h0, 0.5 * c0), np.array([4, 1, 3]), True, rng)
 
 
+@pytest.mark.parametrize("B", [24, 26], ids=["rows", "units"])
 @pytest.mark.parametrize("dtype", [np.float32, np.float64], ids=["f32", "f64"])
 @pytest.mark.parametrize("P", [16, 40], ids=["P16", "P40"])
-def test_threads_give_bitwise_the_same_results(P, dtype):
-    """Two threads split the units and the P columns of h (P = 40: panels of
-    32 and 8; P = 16: the second thread has no columns): outputs and every
-    gradient bitwise those of one thread, with lengths, both directions."""
+def test_threads_give_bitwise_the_same_results(P, dtype, B):
+    """Two threads split the rows (B = 24: 8 and 16) or the units and the P
+    columns of h (B = 26; P = 40: panels of 32 and 8; P = 16: the second
+    thread has no columns): outputs and every gradient bitwise those of one
+    thread, with lengths, both directions."""
     model = fr.LSTM(16, 96, proj_size=P, num_layers=2, bidirectional=True, dtype=dtype, seed=1)
     rng = np.random.default_rng(0)
-    x = rng.standard_normal((9, 24, 16)).astype(dtype)
-    lengths = np.array([9, 0] + list(rng.integers(0, 10, size=22)))
-    dy = rng.standard_normal((9, 24, 2 * P)).astype(dtype)
+    x = rng.standard_normal((9, B, 16)).astype(dtype)
+    lengths = np.array([9, 0] + list(rng.integers(0, 10, size=B - 2)))
+    dy = rng.standard_normal((9, B, 2 * P)).astype(dtype)
     runs = []
     old = fr.get_num_threads()
     try:

@@ -543,16 +543,19 @@ def test_large_batch_is_deterministic(kind):
         assert_close(a, b, np.float32, "state")
 
 
+@pytest.mark.parametrize("B", [40, 36], ids=["rows", "units"])
 @pytest.mark.parametrize("dtype", DTYPES, ids=DTYPE_IDS)
 @pytest.mark.parametrize("kind", KINDS, ids=KIND_IDS)
-def test_input_projection_blocks(kind, dtype):
+def test_input_projection_blocks(kind, dtype, B):
     """The input projection runs inside the time loop, ~256/B steps at a time
     (T = 13, B = 40: blocks of 6, 6 and 1 steps; reversed, 7..12, 1..6, 0).
     Forward and reverse, with lengths, inference and training alike, equal to
-    the reference, and bitwise the same on 1 and 2 threads (H = 100: the
-    second thread's columns start inside a 32-column panel of every gate)."""
+    the reference, and bitwise the same on 1 and 2 threads: at B = 40 they
+    split the rows (16 and 24), each thread projecting its rows step by step;
+    at B = 36 (not whole blocks of 8 rows) the units (H = 100: the second
+    thread's columns start inside a 32-column panel of every gate)."""
     rng = np.random.default_rng(31)
-    T, B, I, H = 13, 40, 20, 100
+    T, I, H = 13, 20, 100
     layer = kind.layer(I, H, num_layers=1, bidirectional=True, dtype=dtype, seed=5)
     x = rng.standard_normal((T, B, I)).astype(dtype)
     lengths = random_lengths(rng, B, T)
