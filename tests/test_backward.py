@@ -450,3 +450,35 @@ def test_input_grad_false_skips_dx_only():
             np.testing.assert_array_equal(a, b)
         for k, g in layer.grads.items():
             np.testing.assert_array_equal(g, g_full[k])
+
+
+@pytest.mark.parametrize("kind", KINDS, ids=[k.name for k in KINDS])
+def test_bias_gradients_without_weight_gradients(kind):
+    """The C backward may skip the weight gradients (None): the bias
+    gradients, summed then without packing dG, are bitwise those of a call
+    that computes everything (where the sums are taken while packing)."""
+    from fastrnn import _core
+    rng = np.random.default_rng(11)
+    T, B, I, H = 70, 5, 6, 40                  # 350 rows: blocks of 64 and a partial one
+    layer = kind.layer(I, H, dtype=np.float64, seed=2)
+    x = rng.standard_normal((T, B, I))
+    lengths = rng.integers(0, T + 1, size=B)
+    _, _, cache = layer.forward(x, lengths=lengths)
+    p = layer.state_dict()
+    dy = rng.standard_normal((T, B, H))
+    peep = p.get("weight_peep_l0")
+    lbr = getattr(layer, "linear_before_reset", True)
+    runs = []
+    for weights in (True, False):
+        g = {k: np.zeros_like(v) for k, v in p.items()}
+        _core.layer_backward(layer._cell, peep is not None, lbr, p["weight_ih_l0"],
+                             p["weight_hh_l0"], peep, x, cache.lengths, False, cache.arrays[0],
+                             dy, None, None, None, False, None, None,
+                             g["weight_ih_l0"] if weights else None,
+                             g["weight_hh_l0"] if weights else None,
+                             g["bias_ih_l0"], g["bias_hh_l0"], None)
+        runs.append(g)
+    assert runs[0]["bias_ih_l0"].any() and runs[0]["bias_hh_l0"].any()
+    for name in ("bias_ih_l0", "bias_hh_l0"):
+        np.testing.assert_array_equal(runs[1][name], runs[0][name])
+    assert not runs[1]["weight_ih_l0"].any()
