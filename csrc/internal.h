@@ -31,7 +31,7 @@
 #endif
 
 /* Rows per panel of packed weights (fr_pack_col_block() in matmul.h); threads
- * split the hidden units in blocks of as many. */
+ * that split the hidden units take blocks of as many. */
 #define FR_BLOCK 32
 
 /* A thread's share of a time loop (forward or backward): rows [b0, b1) of the
