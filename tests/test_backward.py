@@ -16,6 +16,8 @@ import zlib
 import numpy as np
 import pytest
 import torch
+from hypothesis import given, settings
+from hypothesis import strategies as st
 from torch.nn.utils.rnn import pack_padded_sequence, pad_packed_sequence
 
 import fastrnn as fr
@@ -482,3 +484,37 @@ def test_bias_gradients_without_weight_gradients(kind):
     for name in ("bias_ih_l0", "bias_hh_l0"):
         np.testing.assert_array_equal(runs[1][name], runs[0][name])
     assert not runs[1]["weight_ih_l0"].any()
+
+
+@settings(max_examples=40, deadline=None)
+@given(kind=st.sampled_from(KINDS), dtype=st.sampled_from(DTYPES),
+       B=st.sampled_from([16, 24, 26, 32, 40]), H=st.sampled_from([64, 96, 100]),
+       T=st.integers(1, 5), layers=st.integers(1, 2), bidirectional=st.booleans(),
+       seed=st.integers(0, 2**31 - 1))
+def test_thread_count_never_changes_a_bit(kind, dtype, B, H, T, layers, bidirectional, seed):
+    """Random layers, batches that split by rows (multiples of 8) or by units,
+    lengths (zeros included): inference and training outputs, final states,
+    dx, dstate0 and every gradient of 2 threads bitwise those of 1 thread."""
+    rng = np.random.default_rng(seed)
+    layer = kind.layer(12, H, num_layers=layers, bidirectional=bidirectional, dtype=dtype,
+                       seed=seed % 1000)
+    x = rng.standard_normal((T, B, 12)).astype(dtype)
+    lengths = rng.integers(0, T + 1, size=B)
+    dy = rng.standard_normal((T, B, (2 if bidirectional else 1) * H)).astype(dtype)
+    runs = []
+    try:
+        for n in (1, 2):
+            fr.set_num_threads(n)
+            layer.zero_grad()
+            y_inference, _ = layer(x, lengths=lengths)
+            y, state, cache = layer.forward(x, lengths=lengths)
+            dx, dstate0 = layer.backward(dy, cache, state)
+            flat = [y_inference, y, dx] + [np.asarray(a) for a in (state if isinstance(state, tuple)
+                                                        else (state,))]
+            flat += [np.asarray(a) for a in (dstate0 if isinstance(dstate0, tuple)
+                                             else (dstate0,))]
+            runs.append(flat + [g.copy() for g in layer.grads.values()])
+    finally:
+        fr.set_num_threads(None)
+    for a, b in zip(*runs):
+        np.testing.assert_array_equal(b, a)
