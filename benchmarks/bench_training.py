@@ -52,8 +52,9 @@ def main():
                 y, _ = tm(tx)
                 y.backward(tdy)
 
-            a = min(median_ms(step_fr) for _ in range(3))
-            b = min(median_ms(step_torch) for _ in range(3))
+            rounds = [(median_ms(step_fr), median_ms(step_torch)) for _ in range(3)]
+            a = min(r[0] for r in rounds)
+            b = min(r[1] for r in rounds)
             flops = 3 * 2 * T * B * gates * H * (2 * H)
             print(f"{kind:4s} H={H:3d}: fastrnn {a:7.2f} ms ({flops / a / 1e6:4.0f} GFLOP/s)  "
                   f"torch {b:7.2f} ms ({flops / b / 1e6:4.0f})  torch/fastrnn {b / a:.2f}", flush=True)
