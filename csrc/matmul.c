@@ -243,17 +243,18 @@ typedef void kernel_fn(int K, const float *A, int lda, const float *B, float bet
     {                                                                               \
         kernel_avx512(MR, KU, AT, K, A, lda, B, beta, C, ldc, lo, hi);              \
     }
-#define KERNELS_AVX512(MR, KU)                                                      \
-    KERNEL_AVX512(MR, KU, 0, kernel_avx512_##MR)                                    \
-    KERNEL_AVX512(MR, KU, 1, kernel_avx512_at_##MR)
-KERNELS_AVX512(1, 4)
-KERNELS_AVX512(2, 2)
-KERNELS_AVX512(3, 1)
-KERNELS_AVX512(4, 1)
-KERNELS_AVX512(5, 1)
-KERNELS_AVX512(6, 1)
-KERNELS_AVX512(7, 1)
-KERNELS_AVX512(8, 1)
+/* both A layouts of one kernel shape: PREFIX##MR and PREFIX##at_##MR */
+#define KERNEL_PAIR(KERNEL, PREFIX, MR, KU)                                          \
+    KERNEL(MR, KU, 0, PREFIX##MR)                                                   \
+    KERNEL(MR, KU, 1, PREFIX##at_##MR)
+KERNEL_PAIR(KERNEL_AVX512, kernel_avx512_, 1, 4)
+KERNEL_PAIR(KERNEL_AVX512, kernel_avx512_, 2, 2)
+KERNEL_PAIR(KERNEL_AVX512, kernel_avx512_, 3, 1)
+KERNEL_PAIR(KERNEL_AVX512, kernel_avx512_, 4, 1)
+KERNEL_PAIR(KERNEL_AVX512, kernel_avx512_, 5, 1)
+KERNEL_PAIR(KERNEL_AVX512, kernel_avx512_, 6, 1)
+KERNEL_PAIR(KERNEL_AVX512, kernel_avx512_, 7, 1)
+KERNEL_PAIR(KERNEL_AVX512, kernel_avx512_, 8, 1)
 static kernel_fn *const kernels_avx512[2][MR_512 + 1] = {
     {NULL, kernel_avx512_1, kernel_avx512_2, kernel_avx512_3, kernel_avx512_4,
      kernel_avx512_5, kernel_avx512_6, kernel_avx512_7, kernel_avx512_8},
@@ -384,15 +385,12 @@ typedef void half_kernel_fn(int off, int K, const float *A, int lda, const float
     {                                                                                \
         kernel_avx2(MR, KU, 2, AT, off, K, A, lda, B, beta, C, ldc, lo, hi);         \
     }
-#define KERNELS_AVX2(MR, KU)                                                         \
-    KERNEL_AVX2(MR, KU, 0, kernel_avx2_##MR)                                         \
-    KERNEL_AVX2(MR, KU, 1, kernel_avx2_at_##MR)
-KERNELS_AVX2(1, 2)
-KERNELS_AVX2(2, 1)
-KERNELS_AVX2(3, 1)
-KERNELS_AVX2(4, 1)
-KERNELS_AVX2(5, 1)
-KERNELS_AVX2(6, 1)
+KERNEL_PAIR(KERNEL_AVX2, kernel_avx2_, 1, 2)
+KERNEL_PAIR(KERNEL_AVX2, kernel_avx2_, 2, 1)
+KERNEL_PAIR(KERNEL_AVX2, kernel_avx2_, 3, 1)
+KERNEL_PAIR(KERNEL_AVX2, kernel_avx2_, 4, 1)
+KERNEL_PAIR(KERNEL_AVX2, kernel_avx2_, 5, 1)
+KERNEL_PAIR(KERNEL_AVX2, kernel_avx2_, 6, 1)
 static half_kernel_fn *const kernels_avx2[2][MR_256 + 1] = {
     {NULL, kernel_avx2_1, kernel_avx2_2, kernel_avx2_3, kernel_avx2_4, kernel_avx2_5,
      kernel_avx2_6},

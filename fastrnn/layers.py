@@ -201,7 +201,7 @@ class _RNNBase(Trainable, Module):
         if lengths is not None:
             lengths = as_lengths(lengths, B, T)
         H, R, D = self.hidden_size, self.output_size, self.num_directions
-        P = R if R != H else 0
+        P = getattr(self, "proj_size", 0)
         h_n = np.empty((self.num_layers * D, B, R), self.dtype)
         c_n = np.empty((self.num_layers * D, B, H), self.dtype) if self._has_cell_state() else None
         if trace is not None:

@@ -80,7 +80,9 @@ def rnn_cell(x, h, w_ih, w_hh, b_ih=None, b_hh=None, nonlinearity="tanh"):
 
 
 def lstm_cell(x, h, c, w_ih, w_hh, b_ih=None, b_hh=None, w_peep=None):
-    H = w_hh.shape[1]
+    """h_new is o * tanh(c_new); a projected LSTM (w_hh (4H, P)) multiplies it
+    by W_hr itself."""
+    H = w_hh.shape[0] // 4
     gates = _affine(x, w_ih, b_ih) + _affine(h, w_hh, b_hh)
     a_i = gates[..., 0 * H:1 * H]
     a_f = gates[..., 1 * H:2 * H]

@@ -17,7 +17,7 @@ from hypothesis import HealthCheck, given, settings, strategies as st
 
 import fastrnn as fr
 from helpers import assert_close, rel_err
-from reference import sigmoid
+from reference import lstm_cell
 from test_gradcheck import check_gradients
 
 warnings.filterwarnings("ignore", message="LSTM with projections is not supported with oneDNN")
@@ -35,23 +35,16 @@ def projected_lstm(params, x, h0, c0, lengths, num_layers, D, peephole=False):
         for d in range(D):
             sfx = f"_l{k}" + ("_reverse" if d else "")
             w_ih, w_hh, w_hr = (params[n + sfx] for n in ("weight_ih", "weight_hh", "weight_hr"))
-            b = params.get("bias_ih" + sfx, 0) + params.get("bias_hh" + sfx, 0)
+            b_ih, b_hh = params.get("bias_ih" + sfx), params.get("bias_hh" + sfx)
             p = params.get("weight_peep" + sfx)
-            H = w_hr.shape[1]
             y = np.zeros((T, B, w_hr.shape[0]))
             hs, cs = h0[k * D + d].copy(), c0[k * D + d].copy()
             for bi in range(B):
                 h, c = hs[bi], cs[bi]
                 steps = range(lengths[bi])
                 for t in (reversed(steps) if d else steps):
-                    a = w_ih @ inp[t, bi] + w_hh @ h + b
-                    ai, af, ag, ao = a[:H], a[H:2 * H], a[2 * H:3 * H], a[3 * H:]
-                    if p is not None:
-                        ai, af = ai + p[:H] * c, af + p[H:2 * H] * c
-                    c = sigmoid(af) * c + sigmoid(ai) * np.tanh(ag)
-                    if p is not None:
-                        ao = ao + p[2 * H:] * c
-                    h = w_hr @ (sigmoid(ao) * np.tanh(c))
+                    hraw, c = lstm_cell(inp[t, bi], h, c, w_ih, w_hh, b_ih, b_hh, p)
+                    h = w_hr @ hraw
                     y[t, bi] = h
                 hs[bi], cs[bi] = h, c
             outs.append(y)
