@@ -33,8 +33,12 @@ size_t fr_work_size(const fr_layer *L, int T, int B)
 size_t fr_cache_size(const fr_layer *L, int T, int B)
 {
     size_t H = (size_t)L->hidden_size, R = (size_t)fr_output_size(L), rows = (size_t)T * B;
-    size_t extra = L->cell == FR_LSTM ? (fr_proj(L) ? 3 : 2) : L->cell == FR_GRU ? 1 : 0;
-    return rows * ((size_t)fr_gates(L->cell) * H + R + extra * H);
+    size_t n = rows * ((size_t)fr_gates(L->cell) * H + R);
+    if (L->cell == FR_LSTM)                     /* c's T + 1 slots, hraw */
+        n += (rows + (size_t)B) * H + (fr_proj(L) ? rows * H : 0);
+    if (L->cell == FR_GRU)
+        n += rows * H;
+    return n;
 }
 
 void fr_forward(const fr_layer *L, const fr_sequence *seq, const fr_blas *blas)

@@ -99,8 +99,10 @@ size_t fr_work_size(const fr_layer *L, int T, int B);
  * order t = 0..T-1, each block (T, B, n):
  *   gates  n = G*H  gate activations (LSTM i f g o; GRU r z n; RNN h(t))
  *   hprev  n = R    the state the step at time t started from
- *   LSTM:  cprev n = H, c n = H     cell state before / after the step
- *          projected LSTM also hraw n = H: o * tanh(c), before W_hr
+ *   LSTM:  c (T+1, B, H): the cell state at the T+1 boundaries between
+ *          steps; boundary t lies between times t-1 and t, so the step at
+ *          time t goes from boundary t to t+1 (reverse: t+1 to t)
+ *          projected LSTM then hraw n = H: o * tanh(c), before W_hr
  *   GRU:   hn    n = H    linear_before_reset: W_hn h + b_hn; else r * hprev
  * A row with t >= lengths[b] keeps defined (finite) values in every block. */
 size_t fr_cache_size(const fr_layer *L, int T, int B);
