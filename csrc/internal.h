@@ -36,11 +36,12 @@
 
 /* A thread's share of a time loop (forward or backward): rows [b0, b1) of the
  * batch and hidden units [u0, u1) (a projected LSTM: also columns [p0, p1) of
- * h). Threads split either the units (each has every row; every step then
- * needs all of h, so `sync`: barriers) or the rows (each has every unit; the
- * rows' recurrences are independent, no barrier). See fr_forward. */
+ * h; the backward: columns [x0, x1) of dx). Threads split either the units
+ * (each has every row; every step then needs all of h, so `sync`: barriers)
+ * or the rows (each has every unit; the rows' recurrences are independent, no
+ * barrier). See fr_forward. */
 typedef struct {
-    int b0, b1, u0, u1, p0, p1;
+    int b0, b1, u0, u1, p0, p1, x0, x1;
     int sync;
 } fr_share;
 
