@@ -220,7 +220,8 @@ class _RNNBase(Trainable, Module):
                 k = layer * D + d
                 cache = None
                 if trace is not None:
-                    cache = np.empty(_core.cache_size(self._cell, H, T, B, P), self.dtype)
+                    cache = _core.aligned_empty(  # 64-byte rows: fastrnn.h
+                        _core.cache_size(self._cell, H, T, B, P), self.dtype)
                     trace.arrays.append(cache)
                 run_direction(self._cell, self._params, f"_l{layer}" + ("_reverse" if d else ""),
                               x, None if h0 is None else h0[k], None if c0 is None else c0[k],
@@ -290,7 +291,8 @@ class _RNNBase(Trainable, Module):
         params, grads = self._params, self.grads
         for layer in reversed(range(self.num_layers)):
             x = cache.inputs[layer]
-            dx = np.empty(x.shape, self.dtype) if layer > 0 or input_grad else None
+            dx = (_core.aligned_empty(x.size, self.dtype).reshape(x.shape)
+                  if layer > 0 or input_grad else None)
             for d in range(D):
                 k, sfx = layer * D + d, f"_l{layer}" + ("_reverse" if d else "")
                 _core.layer_backward(
