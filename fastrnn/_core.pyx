@@ -201,8 +201,8 @@ def max_threads():
 def aligned_empty(Py_ssize_t n, dtype):
     """An uninitialised 1-D array of n elements starting on a 64-byte boundary."""
     itemsize = np.dtype(dtype).itemsize
-    raw = np.empty(n + 64 // itemsize, dtype)
-    skip = (-raw.ctypes.data % 64) // itemsize
+    cdef cnp.ndarray raw = np.empty(n + 64 // itemsize, dtype)
+    skip = (-<size_t>cnp.PyArray_DATA(raw) % 64) // itemsize
     return raw[skip:skip + n]
 
 
