@@ -237,29 +237,27 @@ AVX512_INLINE void kernel_avx512(const int mr, const int ku, const int at, int K
  * mr = 1..8. */
 typedef void kernel_fn(int K, const float *A, int lda, const float *B, float beta,
                        float *C, int ldc, int lo, int hi);
-#define KERNEL_AVX512(MR, KU, AT, NAME)                                             \
+#define KERNEL_avx512(MR, KU, AT, NAME)                                             \
     AVX512_FN static void NAME(int K, const float *A, int lda, const float *B,      \
                                float beta, float *C, int ldc, int lo, int hi)       \
     {                                                                               \
         kernel_avx512(MR, KU, AT, K, A, lda, B, beta, C, ldc, lo, hi);              \
     }
-/* both A layouts of one kernel shape: PREFIX##MR and PREFIX##at_##MR */
-#define KERNEL_PAIR(KERNEL, PREFIX, MR, KU)                                          \
-    KERNEL(MR, KU, 0, PREFIX##MR)                                                   \
-    KERNEL(MR, KU, 1, PREFIX##at_##MR)
-KERNEL_PAIR(KERNEL_AVX512, kernel_avx512_, 1, 4)
-KERNEL_PAIR(KERNEL_AVX512, kernel_avx512_, 2, 2)
-KERNEL_PAIR(KERNEL_AVX512, kernel_avx512_, 3, 1)
-KERNEL_PAIR(KERNEL_AVX512, kernel_avx512_, 4, 1)
-KERNEL_PAIR(KERNEL_AVX512, kernel_avx512_, 5, 1)
-KERNEL_PAIR(KERNEL_AVX512, kernel_avx512_, 6, 1)
-KERNEL_PAIR(KERNEL_AVX512, kernel_avx512_, 7, 1)
-KERNEL_PAIR(KERNEL_AVX512, kernel_avx512_, 8, 1)
+/* The kernel shapes of an ISA are listed once, as X(ISA, MR, KU) for each:
+ * KERNEL_PAIR defines a shape's two A layouts, kernel_ISA_MR and
+ * kernel_ISA_at_MR (with KERNEL_ISA); KERNEL_NAME and KERNEL_AT_NAME list
+ * them for the dispatch table. */
+#define KERNEL_PAIR(ISA, MR, KU)                                                    \
+    KERNEL_##ISA(MR, KU, 0, kernel_##ISA##_##MR)                                    \
+    KERNEL_##ISA(MR, KU, 1, kernel_##ISA##_at_##MR)
+#define KERNEL_NAME(ISA, MR, KU) kernel_##ISA##_##MR,
+#define KERNEL_AT_NAME(ISA, MR, KU) kernel_##ISA##_at_##MR,
+#define AVX512_SHAPES(X)                                                            \
+    X(avx512, 1, 4) X(avx512, 2, 2) X(avx512, 3, 1) X(avx512, 4, 1) X(avx512, 5, 1)  \
+    X(avx512, 6, 1) X(avx512, 7, 1) X(avx512, 8, 1)
+AVX512_SHAPES(KERNEL_PAIR)
 static kernel_fn *const kernels_avx512[2][MR_512 + 1] = {
-    {NULL, kernel_avx512_1, kernel_avx512_2, kernel_avx512_3, kernel_avx512_4,
-     kernel_avx512_5, kernel_avx512_6, kernel_avx512_7, kernel_avx512_8},
-    {NULL, kernel_avx512_at_1, kernel_avx512_at_2, kernel_avx512_at_3, kernel_avx512_at_4,
-     kernel_avx512_at_5, kernel_avx512_at_6, kernel_avx512_at_7, kernel_avx512_at_8}};
+    {NULL, AVX512_SHAPES(KERNEL_NAME)}, {NULL, AVX512_SHAPES(KERNEL_AT_NAME)}};
 
 AVX512_FN static void matmul_avx512(int at, int M, int n0, int n1, int K, const float *A,
                                     int lda, const float *packed, float beta,
@@ -379,23 +377,17 @@ AVX2_INLINE void kernel_avx2(const int mr, const int ku, const int nv, const int
  * `off`. */
 typedef void half_kernel_fn(int off, int K, const float *A, int lda, const float *B,
                             float beta, float *C, int ldc, int lo, int hi);
-#define KERNEL_AVX2(MR, KU, AT, NAME)                                                \
+#define KERNEL_avx2(MR, KU, AT, NAME)                                                \
     AVX2_FN static void NAME(int off, int K, const float *A, int lda, const float *B, \
                              float beta, float *C, int ldc, int lo, int hi)          \
     {                                                                                \
         kernel_avx2(MR, KU, 2, AT, off, K, A, lda, B, beta, C, ldc, lo, hi);         \
     }
-KERNEL_PAIR(KERNEL_AVX2, kernel_avx2_, 1, 2)
-KERNEL_PAIR(KERNEL_AVX2, kernel_avx2_, 2, 1)
-KERNEL_PAIR(KERNEL_AVX2, kernel_avx2_, 3, 1)
-KERNEL_PAIR(KERNEL_AVX2, kernel_avx2_, 4, 1)
-KERNEL_PAIR(KERNEL_AVX2, kernel_avx2_, 5, 1)
-KERNEL_PAIR(KERNEL_AVX2, kernel_avx2_, 6, 1)
+#define AVX2_SHAPES(X)                                                              \
+    X(avx2, 1, 2) X(avx2, 2, 1) X(avx2, 3, 1) X(avx2, 4, 1) X(avx2, 5, 1) X(avx2, 6, 1)
+AVX2_SHAPES(KERNEL_PAIR)
 static half_kernel_fn *const kernels_avx2[2][MR_256 + 1] = {
-    {NULL, kernel_avx2_1, kernel_avx2_2, kernel_avx2_3, kernel_avx2_4, kernel_avx2_5,
-     kernel_avx2_6},
-    {NULL, kernel_avx2_at_1, kernel_avx2_at_2, kernel_avx2_at_3, kernel_avx2_at_4,
-     kernel_avx2_at_5, kernel_avx2_at_6}};
+    {NULL, AVX2_SHAPES(KERNEL_NAME)}, {NULL, AVX2_SHAPES(KERNEL_AT_NAME)}};
 
 /* M = 1: A is one row of K (lda = 1 when A is given transposed) */
 AVX2_FN static void kernel_avx2_m1(int K, const float *A, int lda, const float *B, float beta,
