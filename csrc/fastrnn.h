@@ -134,9 +134,9 @@ typedef struct {
 } fr_grads;
 
 /* Scratch needed by fr_backward (elements of the dtype): the gate gradients
- * of all T*B rows twice (as computed and packed for the weight gradients),
- * W_hh^T and W_ih^T packed, dW^T of one weight (max(I, H) * G*H), a few
- * (B, H) and (G*H) vectors. */
+ * of all T*B rows, packed for the weight gradients as each step makes them
+ * (and two steps' worth as computed), W_hh^T and W_ih^T packed, dW^T of one
+ * weight (max(I, H) * G*H), a few (B, H) and (G*H) vectors. */
 size_t fr_backward_work_size(const fr_layer *L, int T, int B);
 
 /* Backward over the sequence, from the cache a training fr_forward filled

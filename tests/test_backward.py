@@ -456,9 +456,10 @@ def test_input_grad_false_skips_dx_only():
 
 @pytest.mark.parametrize("kind", KINDS, ids=[k.name for k in KINDS])
 def test_bias_gradients_without_weight_gradients(kind):
-    """The C backward may skip the weight gradients (None): the bias
-    gradients, summed then without packing dG, are bitwise those of a call
-    that computes everything (where the sums are taken while packing)."""
+    """The C backward may skip either weight gradient or both (None): the
+    bias gradients, then summed over the packed dG on their own rather than
+    after the weight products, are bitwise those of a call that computes
+    everything, and the weight gradients asked for are unchanged."""
     from fastrnn import _core
     rng = np.random.default_rng(11)
     T, B, I, H = 70, 5, 6, 40                  # 350 rows: blocks of 64 and a partial one
@@ -470,20 +471,27 @@ def test_bias_gradients_without_weight_gradients(kind):
     dy = rng.standard_normal((T, B, H))
     peep = p.get("weight_peep_l0")
     lbr = getattr(layer, "linear_before_reset", True)
-    runs = []
-    for weights in (True, False):
+    runs = {}
+    for weights in (("ih", "hh"), ("ih",), ("hh",), ()):
         g = {k: np.zeros_like(v) for k, v in p.items()}
         _core.layer_backward(layer._cell, peep is not None, lbr, p["weight_ih_l0"],
                              p["weight_hh_l0"], peep, x, cache.lengths, False, cache.arrays[0],
                              dy, None, None, None, False, None, None,
-                             g["weight_ih_l0"] if weights else None,
-                             g["weight_hh_l0"] if weights else None,
+                             g["weight_ih_l0"] if "ih" in weights else None,
+                             g["weight_hh_l0"] if "hh" in weights else None,
                              g["bias_ih_l0"], g["bias_hh_l0"], None)
-        runs.append(g)
-    assert runs[0]["bias_ih_l0"].any() and runs[0]["bias_hh_l0"].any()
-    for name in ("bias_ih_l0", "bias_hh_l0"):
-        np.testing.assert_array_equal(runs[1][name], runs[0][name])
-    assert not runs[1]["weight_ih_l0"].any()
+        runs[weights] = g
+    full = runs[("ih", "hh")]
+    assert full["bias_ih_l0"].any() and full["bias_hh_l0"].any()
+    for weights, g in runs.items():
+        for name in ("bias_ih_l0", "bias_hh_l0"):
+            np.testing.assert_array_equal(g[name], full[name])
+        for w in ("ih", "hh"):
+            name = f"weight_{w}_l0"
+            if w in weights:
+                np.testing.assert_array_equal(g[name], full[name])
+            else:
+                assert not g[name].any()
 
 
 @settings(max_examples=40, deadline=None)
