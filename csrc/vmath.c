@@ -160,7 +160,124 @@ __attribute__((target("avx2,fma"))) static inline __m256 tanh8(__m256 x)
 ARRAY8(sigmoid_avx2, sigmoid8, sigmoid_generic)
 ARRAY8(tanh_avx2, tanh8, tanh_generic)
 
+/* ---- The LSTM and GRU cells' forward passes, AVX-512F, one pass ----
+ * lstm_cell.inc and gru_cell.inc state the math and the layouts; these
+ * compute it in the same order of operations, 16 units at a time (the last
+ * ones masked), each value loaded and stored once. */
+
+/* m: the units to load and store, all 16 but at the end of a row */
+#define LOAD16(p) (m == 0xFFFF ? _mm512_loadu_ps(p) : _mm512_maskz_loadu_ps(m, p))
+#define STORE16(p, v) (m == 0xFFFF ? _mm512_storeu_ps(p, v) : _mm512_mask_storeu_ps(p, m, v))
+
+/* FR_PEEP(p, c): p * c, or 0 where p == 0 (no 0 * inf) */
+__attribute__((target("avx512f"))) static inline __m512 peep16(__mmask16 m, const float *p,
+                                                               __m512 c)
+{
+    __m512 q = LOAD16(p);
+    return _mm512_maskz_mul_ps(_mm512_cmp_ps_mask(q, _mm512_setzero_ps(), _CMP_NEQ_UQ), q, c);
+}
+
+__attribute__((target("avx512f"), always_inline)) static inline void lstm16(
+    const int peephole, const __mmask16 m, int H, float *pre, const float *bias, const float *peep,
+    const float *c_in, float *c_out, float *h)
+{
+    __m512 c = LOAD16(c_in), bi = LOAD16(bias), bf = LOAD16(bias + H);
+    if (peephole) {
+        bi = _mm512_add_ps(bi, peep16(m, peep, c));
+        bf = _mm512_add_ps(bf, peep16(m, peep + H, c));
+    }
+    __m512 i = sigmoid16(_mm512_add_ps(LOAD16(pre), bi));
+    __m512 f = sigmoid16(_mm512_add_ps(LOAD16(pre + H), bf));
+    __m512 g = tanh16(_mm512_add_ps(LOAD16(pre + 2 * H), LOAD16(bias + 2 * H)));
+    c = _mm512_fmadd_ps(f, c, _mm512_mul_ps(i, g));
+    __m512 bo = LOAD16(bias + 3 * H);
+    if (peephole)
+        bo = _mm512_add_ps(bo, peep16(m, peep + 2 * H, c));
+    __m512 o = sigmoid16(_mm512_add_ps(LOAD16(pre + 3 * H), bo));
+    STORE16(pre, i);
+    STORE16(pre + H, f);
+    STORE16(pre + 2 * H, g);
+    STORE16(pre + 3 * H, o);
+    STORE16(c_out, c);
+    STORE16(h, _mm512_mul_ps(tanh16(c), o));
+}
+
+__attribute__((target("avx512f"))) static void lstm_forward_avx512(
+    int n, int H, float *pre, const float *bias, const float *peep, const float *c_in,
+    float *c_out, float *h)
+{
+    int j = 0;
+    if (peep) {
+        for (; j + 16 <= n; j += 16)
+            lstm16(1, 0xFFFF, H, pre + j, bias + j, peep + j, c_in + j, c_out + j, h + j);
+    } else {
+        for (; j + 16 <= n; j += 16)
+            lstm16(0, 0xFFFF, H, pre + j, bias + j, NULL, c_in + j, c_out + j, h + j);
+    }
+    if (j < n)
+        lstm16(peep != NULL, (__mmask16)((1u << (n - j)) - 1), H, pre + j, bias + j,
+               peep ? peep + j : NULL, c_in + j, c_out + j, h + j);
+}
+
+__attribute__((target("avx512f"), always_inline)) static inline void gru16(
+    const __mmask16 m, int H, float *xj, const float *rj, const float *bj, float *a_out,
+    const float *h, float *h_out)
+{
+    __m512 rg = sigmoid16(_mm512_add_ps(LOAD16(xj), _mm512_add_ps(LOAD16(rj), LOAD16(bj))));
+    __m512 z = sigmoid16(
+        _mm512_add_ps(LOAD16(xj + H), _mm512_add_ps(LOAD16(rj + H), LOAD16(bj + H))));
+    __m512 a = _mm512_add_ps(LOAD16(rj + 2 * H), LOAD16(bj + 3 * H));
+    __m512 nn = tanh16(
+        _mm512_add_ps(LOAD16(xj + 2 * H), _mm512_fmadd_ps(rg, a, LOAD16(bj + 2 * H))));
+    STORE16(xj, rg);
+    STORE16(xj + H, z);
+    STORE16(xj + 2 * H, nn);
+    STORE16(a_out, a);
+    STORE16(h_out, _mm512_fmadd_ps(z, _mm512_sub_ps(LOAD16(h), nn), nn));
+}
+
+__attribute__((target("avx512f"))) static void gru_forward_avx512(
+    int n, int H, float *x, const float *r, const float *bias, float *a_out, const float *h,
+    float *h_out)
+{
+    int j = 0;
+    for (; j + 16 <= n; j += 16)
+        gru16(0xFFFF, H, x + j, r + j, bias + j, a_out + j, h + j, h_out + j);
+    if (j < n)
+        gru16((__mmask16)((1u << (n - j)) - 1), H, x + j, r + j, bias + j, a_out + j, h + j,
+              h_out + j);
+}
+
+#undef LOAD16
+#undef STORE16
+
 #endif /* FR_X86_SIMD */
+
+int fr_lstm_forward_f32(int n, int H, float *pre, const float *bias, const float *peep,
+                        const float *c_in, float *c_out, float *h)
+{
+#ifdef FR_X86_SIMD
+    if (fr_matmul_isa() == FR_ISA_AVX512) {
+        lstm_forward_avx512(n, H, pre, bias, peep, c_in, c_out, h);
+        return 1;
+    }
+#endif
+    (void)n, (void)H, (void)pre, (void)bias, (void)peep, (void)c_in, (void)c_out, (void)h;
+    return 0;
+}
+
+int fr_gru_forward_f32(int n, int H, float *x, const float *r, const float *bias, float *a_out,
+                       const float *h, float *h_out)
+{
+#ifdef FR_X86_SIMD
+    if (fr_matmul_isa() == FR_ISA_AVX512) {
+        gru_forward_avx512(n, H, x, r, bias, a_out, h, h_out);
+        return 1;
+    }
+#endif
+    (void)n, (void)H, (void)x, (void)r, (void)bias, (void)a_out, (void)h, (void)h_out;
+    return 0;
+}
 
 void fr_sigmoid_f32(int n, const float *x, float *y)
 {
