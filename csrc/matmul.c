@@ -25,7 +25,8 @@
  *
  * fr_matmul_packed_at_f32 takes A transposed, (K, M): every kernel has the
  * flag `at` (a compile-time constant in the SIMD ones) that reads A[m, k]
- * from A[k*lda + m] instead of A[m*lda + k]; nothing else differs.
+ * from A[k*lda + m] instead of A[m*lda + k]. Its K (the T*B rows of a weight
+ * gradient) goes in blocks of KC_AT, each the loop above (see matmul()).
  *
  * The SIMD kernels prefetch their rows of C before the K loop: in an RNN's
  * time loop C (a step's slice of the input projection) is cold in DRAM.
@@ -135,13 +136,13 @@ static void kernel_generic(int mr, int at, int K, const float *A, int lda, const
         store_cols(acc[i], lo, hi, beta, C + (size_t)i * ldc);
 }
 
-static void matmul_generic(int at, int M, int n0, int n1, int K, const float *A, int lda,
-                           const float *packed, float beta, float *C, int ldc)
+static void matmul_generic(int at, int M, int n0, int n1, int K, int ldp, const float *A,
+                           int lda, const float *packed, float beta, float *C, int ldc)
 {
     for (int p = n0 / NR; p * NR < n1; p++) {
         int lo, hi;
         panel_cols(p, n0, n1, &lo, &hi);
-        const float *B = packed + (size_t)p * K * NR;
+        const float *B = packed + (size_t)p * ldp * NR;
         for (int m = 0; m < M; m += MR_G) {
             int mr = M - m < MR_G ? M - m : MR_G;
             kernel_generic(mr, at, K, at ? A + m : A + (size_t)m * lda, lda, B, beta,
@@ -259,14 +260,14 @@ AVX512_SHAPES(KERNEL_PAIR)
 static kernel_fn *const kernels_avx512[2][MR_512 + 1] = {
     {NULL, AVX512_SHAPES(KERNEL_NAME)}, {NULL, AVX512_SHAPES(KERNEL_AT_NAME)}};
 
-AVX512_FN static void matmul_avx512(int at, int M, int n0, int n1, int K, const float *A,
-                                    int lda, const float *packed, float beta,
+AVX512_FN static void matmul_avx512(int at, int M, int n0, int n1, int K, int ldp,
+                                    const float *A, int lda, const float *packed, float beta,
                                     float *C, int ldc)
 {
     for (int p = n0 / NR; p * NR < n1; p++) {
         int lo, hi;
         panel_cols(p, n0, n1, &lo, &hi);
-        const float *B = packed + (size_t)p * K * NR;
+        const float *B = packed + (size_t)p * ldp * NR;
         float *Cp = C + (size_t)p * NR;
         for (int m = 0; m < M; m += MR_512) {
             const float *a = at ? A + m : A + (size_t)m * lda;
@@ -399,13 +400,13 @@ AVX2_FN static void kernel_avx2_m1(int K, const float *A, int lda, const float *
         kernel_avx2(1, 2, 4, 1, 0, K, A, lda, B, beta, C, 0, lo, hi);
 }
 
-AVX2_FN static void matmul_avx2(int at, int M, int n0, int n1, int K, const float *A, int lda,
-                                const float *packed, float beta, float *C, int ldc)
+AVX2_FN static void matmul_avx2(int at, int M, int n0, int n1, int K, int ldp, const float *A,
+                                int lda, const float *packed, float beta, float *C, int ldc)
 {
     for (int p = n0 / NR; p * NR < n1; p++) {
         int lo, hi;
         panel_cols(p, n0, n1, &lo, &hi);
-        const float *B = packed + (size_t)p * K * NR;
+        const float *B = packed + (size_t)p * ldp * NR;
         float *Cp = C + (size_t)p * NR;
         if (M == 1) {
             kernel_avx2_m1(K, A, at ? lda : 1, B, beta, Cp, lo, hi);
@@ -483,6 +484,9 @@ const char *fr_matmul_isa_name(int isa)
     }
 }
 
+/* The rows of K a product of A given transposed takes at a time (see matmul()) */
+#define KC_AT 1024
+
 static void matmul(int at, int M, int n0, int n1, int K, const float *A, int lda,
                    const float *packed, float beta, float *C, int ldc)
 {
@@ -497,18 +501,29 @@ static void matmul(int at, int M, int n0, int n1, int K, const float *A, int lda
             }
         return;
     }
-    switch (fr_matmul_isa()) {
+    /* A given transposed is the weight gradients' X or Hprev, (T*B, M): all
+     * of it is read again for every panel, and at M = 128 it and a panel
+     * (K*128 bytes) no longer fit in L2 together. So it goes KC_AT rows at a
+     * time, C summing the blocks (beta = 1 after the first): 3-5% faster
+     * products at H = 128 and 256, the same below. */
+    const int kc = at && K > KC_AT ? KC_AT : K;
+    for (int k0 = 0; k0 < K; k0 += kc) {
+        const int kk = K - k0 < kc ? K - k0 : kc;
+        const float *a = at ? A + (size_t)k0 * lda : A + k0, *b = packed + (size_t)k0 * NR;
+        const float bk = k0 ? 1.0f : beta;
+        switch (fr_matmul_isa()) {
 #ifdef FR_X86_SIMD
-    case FR_ISA_AVX512:
-        matmul_avx512(at, M, n0, n1, K, A, lda, packed, beta, C, ldc);
-        return;
-    case FR_ISA_AVX2:
-        matmul_avx2(at, M, n0, n1, K, A, lda, packed, beta, C, ldc);
-        return;
+        case FR_ISA_AVX512:
+            matmul_avx512(at, M, n0, n1, kk, K, a, lda, b, bk, C, ldc);
+            break;
+        case FR_ISA_AVX2:
+            matmul_avx2(at, M, n0, n1, kk, K, a, lda, b, bk, C, ldc);
+            break;
 #endif
-    default:
-        matmul_generic(at, M, n0, n1, K, A, lda, packed, beta, C, ldc);
-        return;
+        default:
+            matmul_generic(at, M, n0, n1, kk, K, a, lda, b, bk, C, ldc);
+            break;
+        }
     }
 }
 

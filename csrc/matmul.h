@@ -47,7 +47,9 @@ void fr_matmul_packed_f32(int M, int n0, int n1, int K, const float *A, int lda,
 /* The same with A given transposed: A is row-major (K, M) with leading
  * dimension lda >= M, and
  *     C[m, n] = beta*C[m, n] + sum_k A[k, m] * W[n, k].
- * Weight gradients use it: dW^T = X^T dG reads X (rows, I) as it is stored. */
+ * Weight gradients use it: dW^T = X^T dG reads X (rows, I) as it is stored.
+ * K is summed in blocks of 1024 (C adds the blocks), so results may differ
+ * in rounding from one sum over all of K. */
 void fr_matmul_packed_at_f32(int M, int n0, int n1, int K, const float *A, int lda,
                              const float *packed, float beta, float *C, int ldc);
 

@@ -79,6 +79,11 @@ int main(int argc, char **argv)
             check_matmul(&r, isa, i & 1, M, N, K, n0, n1, betas[rng_int(&r, 0, 2)],
                          rng_int(&r, 0, 3), rng_int(&r, 0, 3));
         }
+        for (int i = 0; i < 4; i++, checks++) {  /* A transposed: K in blocks of 1024 rows */
+            int N = rng_int(&r, 1, 70);
+            check_matmul(&r, isa, 1, rng_int(&r, 1, 20), N, rng_int(&r, 1000, 2100), 0, N,
+                         i & 1 ? 0.5f : 0.0f, rng_int(&r, 0, 3), rng_int(&r, 0, 3));
+        }
     }
     fr_matmul_set_isa(FR_ISA_AUTO);
 
