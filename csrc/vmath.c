@@ -1,4 +1,5 @@
-/* vmath.c - sigmoid and tanh over float32 arrays (see vmath.h).
+/* vmath.c - sigmoid and tanh over float32 arrays, and the LSTM and GRU
+ * forward cells in one pass of them (see vmath.h).
  *
  * AVX-512: exp by range reduction, x = n ln2 + r, e^x = 2^n e^r with Cephes'
  * polynomial for e^r and vscalefps for 2^n; tanh by Eigen's rational form
