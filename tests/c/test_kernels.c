@@ -109,14 +109,15 @@ int main(int argc, char **argv)
                              rng_int(&r, 0, 1));
         }
 
-    /* the cell passes of every SIMD level (with AVX-512F the float32 LSTM and
-     * GRU forwards are one pass of their own, vmath.h), forward and stream */
+    /* forward, backward and stream under every SIMD level (with AVX-512F the
+     * float32 LSTM and GRU forwards are one pass of their own, vmath.h) */
     for (int isa = FR_ISA_GENERIC; isa <= FR_ISA_AVX512; isa++) {
         if (fr_matmul_set_isa(isa) < 0)
             continue;
-        for (int k = 0; k < NKINDS; k++, checks += 2) {
+        for (int k = 0; k < NKINDS; k++, checks += 3) {
             layer_case c = random_case(&r, k, 0);
             check_forward(&c);
+            check_backward(&c, &r, 0, 1, 1, 0, 0, 0);
             case_free(&c);
             check_stream(&r, FR_F32, KINDS[k].cell, KINDS[k].peephole, KINDS[k].lbr, 1,
                          rng_int(&r, 1, 2), rng_int(&r, 1, 9), rng_int(&r, 1, 40),
