@@ -163,8 +163,9 @@ ARRAY8(tanh_avx2, tanh8, tanh_generic)
 
 /* ---- The LSTM and GRU cells' forward passes, AVX-512F, one pass ----
  * lstm_cell.inc and gru_cell.inc state the math and the layouts; these
- * compute it in the same order of operations, 16 units at a time (the last
- * ones masked), each value loaded and stored once. */
+ * compute it in the order of operations of their loops (where the compiler
+ * fuses a multiply-add there, here it is an FMA), 16 units at a time (the
+ * last ones masked), each value loaded and stored once. */
 
 /* m: the units to load and store, all 16 but at the end of a row */
 #define LOAD16(p) (m == 0xFFFF ? _mm512_loadu_ps(p) : _mm512_maskz_loadu_ps(m, p))
