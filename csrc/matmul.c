@@ -424,7 +424,70 @@ AVX2_FN static void matmul_avx2(int at, int M, int n0, int n1, int K, int ldp, c
         }
     }
 }
+
+/* ------------------------------------------------------------------------ */
+/* gw[n, m] += ct[m, n] (fr_add_transposed_f32) by 16 x 16 tiles in zmm.    */
+
+/* r[j] <- column j of the 16 x 16 tile whose rows are r[0..15] */
+AVX512_INLINE void transpose16(__m512 r[16])
+{
+    __m512 t[16], u[16];
+    for (int i = 0; i < 8; i++) {
+        t[2 * i] = _mm512_unpacklo_ps(r[2 * i], r[2 * i + 1]);
+        t[2 * i + 1] = _mm512_unpackhi_ps(r[2 * i], r[2 * i + 1]);
+    }
+    for (int i = 0; i < 4; i++) {
+        u[4 * i] = _mm512_shuffle_ps(t[4 * i], t[4 * i + 2], _MM_SHUFFLE(1, 0, 1, 0));
+        u[4 * i + 1] = _mm512_shuffle_ps(t[4 * i], t[4 * i + 2], _MM_SHUFFLE(3, 2, 3, 2));
+        u[4 * i + 2] = _mm512_shuffle_ps(t[4 * i + 1], t[4 * i + 3], _MM_SHUFFLE(1, 0, 1, 0));
+        u[4 * i + 3] = _mm512_shuffle_ps(t[4 * i + 1], t[4 * i + 3], _MM_SHUFFLE(3, 2, 3, 2));
+    }
+    for (int i = 0; i < 2; i++)
+        for (int j = 0; j < 4; j++) {
+            t[8 * i + j] = _mm512_shuffle_f32x4(u[8 * i + j], u[8 * i + 4 + j], 0x88);
+            t[8 * i + 4 + j] = _mm512_shuffle_f32x4(u[8 * i + j], u[8 * i + 4 + j], 0xDD);
+        }
+    for (int j = 0; j < 8; j++) {
+        r[j] = _mm512_shuffle_f32x4(t[j], t[8 + j], 0x88);
+        r[8 + j] = _mm512_shuffle_f32x4(t[j], t[8 + j], 0xDD);
+    }
+}
+
+AVX512_FN static void add_transposed_avx512(int M, int n0, int n1, const float *ct,
+                                            ptrdiff_t ldc, float *gw)
+{
+    for (int c0 = n0; c0 < n1; c0 += 16) {
+        const int nn = n1 - c0 < 16 ? n1 - c0 : 16;
+        const __mmask16 cols = (__mmask16)((1u << nn) - 1);
+        for (int m0 = 0; m0 < M; m0 += 16) {
+            const int mm = M - m0 < 16 ? M - m0 : 16;
+            const __mmask16 rows = (__mmask16)((1u << mm) - 1);
+            __m512 r[16];
+            for (int i = 0; i < 16; i++)
+                r[i] = i < mm ? _mm512_maskz_loadu_ps(cols, ct + (size_t)(m0 + i) * ldc + c0)
+                              : _mm512_setzero_ps();
+            transpose16(r);
+            for (int j = 0; j < nn; j++) {
+                float *g = gw + (size_t)(c0 + j) * M + m0;
+                _mm512_mask_storeu_ps(g, rows,
+                                      _mm512_add_ps(_mm512_maskz_loadu_ps(rows, g), r[j]));
+            }
+        }
+    }
+}
 #endif /* FR_X86_SIMD */
+
+int fr_add_transposed_f32(int M, int n0, int n1, const float *ct, ptrdiff_t ldc, float *gw)
+{
+#ifdef FR_X86_SIMD
+    if (fr_matmul_isa() == FR_ISA_AVX512) {
+        add_transposed_avx512(M, n0, n1, ct, ldc, gw);
+        return 1;
+    }
+#endif
+    (void)M, (void)n0, (void)n1, (void)ct, (void)ldc, (void)gw;
+    return 0;
+}
 
 /* ------------------------------------------------------------------------ */
 /* Run-time choice of the SIMD code.                                         */

@@ -53,6 +53,12 @@ void fr_matmul_packed_f32(int M, int n0, int n1, int K, const float *A, int lda,
 void fr_matmul_packed_at_f32(int M, int n0, int n1, int K, const float *A, int lda,
                              const float *packed, float beta, float *C, int ldc);
 
+/* gw[n, m] += ct[m, n] for m < M, n in [n0, n1): dW^T from
+ * fr_matmul_packed_at_f32 (ct, row stride ldc) added to the gradient dW (gw,
+ * rows of M floats). 1 where the CPU has AVX-512F (16 x 16 tiles transposed
+ * in registers); else 0, having done nothing (the caller transposes). */
+int fr_add_transposed_f32(int M, int n0, int n1, const float *ct, ptrdiff_t ldc, float *gw);
+
 /* Rows per kernel call with the ISA in use (8 for AVX-512, 6 for AVX2, 4
  * generic): a product computes its rows in blocks of as many from its first
  * row, so products split at multiples of it make the same kernel calls. */

@@ -13,6 +13,7 @@
 #define TANH_N fr_tanh_f32
 #define LSTM_FORWARD_SIMD fr_lstm_forward_f32   /* 0: not done, run the passes */
 #define GRU_FORWARD_SIMD fr_gru_forward_f32
+#define ADD_TRANSPOSED_SIMD fr_add_transposed_f32
 #define BLAS_GEMM blas->sgemm
 #define ROW_BLOCK fr_matmul_row_block()   /* rows per kernel call */
 
