@@ -9,6 +9,9 @@ from .module import Module
 
 
 class _CellBase(Trainable, Module):
+    peephole = False                # options of some cells (see layers._RNNBase)
+    linear_before_reset = True
+
     def __init__(self, input_size, hidden_size, bias=True, dtype=np.float32, seed=None, **options):
         self._configure(input_size=input_size, hidden_size=hidden_size, bias=bias, dtype=dtype,
                         **options)
@@ -26,7 +29,7 @@ class _CellBase(Trainable, Module):
         shapes = {"weight_ih": (G * H, self.input_size), "weight_hh": (G * H, H)}
         if self.bias:
             shapes.update(bias_ih=(G * H,), bias_hh=(G * H,))
-        if getattr(self, "peephole", False):
+        if self.peephole:
             shapes["weight_peep"] = (3 * H,)
         return shapes
 
@@ -61,9 +64,7 @@ class _CellBase(Trainable, Module):
             cache = np.empty(_core.cache_size(self._cell, H, 1, B), self.dtype)
             trace.x, trace.array, trace.B, trace.unbatched = x.reshape(1, B, self.input_size), cache, B, unbatched
         run_direction(self._cell, self._params, "", x.reshape(1, B, self.input_size), h0, c0, None, False,
-                      y, h_n, c_n, getattr(self, "peephole", False),
-                      getattr(self, "linear_before_reset", True), cache,
-                      module=self)
+                      y, h_n, c_n, self.peephole, self.linear_before_reset, cache, module=self)
         if unbatched:
             return h_n[0], (None if c_n is None else c_n[0])
         return h_n, c_n
@@ -106,8 +107,7 @@ class _CellBase(Trainable, Module):
         dh0 = np.empty((B, H), self.dtype)
         dc0 = np.empty((B, H), self.dtype) if lstm else None
         params, grads = self._params, self.grads
-        _core.layer_backward(self._cell, getattr(self, "peephole", False),
-                             getattr(self, "linear_before_reset", True),
+        _core.layer_backward(self._cell, self.peephole, self.linear_before_reset,
                              params["weight_ih"], params["weight_hh"], params.get("weight_peep"),
                              cache.x, None, False, cache.array, None, dh, dc, dx, False, dh0, dc0,
                              grads["weight_ih"], grads["weight_hh"], grads.get("bias_ih"),

@@ -81,7 +81,6 @@ def make_stream(layer, batch_size=1):
             "from the end of the sequence, which a stream never sees. Stream a "
             "unidirectional layer, or run the whole sequence through the layer")
     batch_size = positive_int(batch_size, "batch_size")
-    return Stream(layer._cell, getattr(layer, "peephole", False),
-                  getattr(layer, "linear_before_reset", True), layer.num_layers, batch_size,
-                  layer.input_size, layer.hidden_size, layer.dtype,
-                  lambda: _weights(layer), _version(layer), getattr(layer, "proj_size", 0))
+    return Stream(layer._cell, layer.peephole, layer.linear_before_reset, layer.num_layers,
+                  batch_size, layer.input_size, layer.hidden_size, layer.dtype,
+                  lambda: _weights(layer), _version(layer), layer.proj_size)
