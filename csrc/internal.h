@@ -34,6 +34,15 @@
  * that split the hidden units take blocks of as many. */
 #define FR_BLOCK 32
 
+/* Bytes of kept gate gradients from which the backward writes them past the
+ * caches (FN(keep_step)). Below, the weight products read them back from L3
+ * sooner than from memory (LSTM H = 64, T*B = 2048: 2 MB, 1% slower a step
+ * streamed); above, the stores would evict what the time loop reads (GRU
+ * and LSTM H = 128: 4 MB, 3% faster). */
+#ifndef FR_STREAM_MIN_BYTES
+#define FR_STREAM_MIN_BYTES ((size_t)4 << 20)
+#endif
+
 /* A thread's share of a time loop (forward or backward): rows [b0, b1) of the
  * batch and hidden units [u0, u1) (a projected LSTM: also columns [p0, p1) of
  * h; the backward: columns [x0, x1) of dx). Threads split either the units

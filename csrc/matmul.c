@@ -33,6 +33,7 @@
  */
 #include "matmul.h"
 
+#include <stdint.h>
 #include <string.h>
 
 /* x86 SIMD kernels need GCC-style target attributes (GCC, Clang, ICX);
@@ -487,6 +488,56 @@ int fr_add_transposed_f32(int M, int n0, int n1, const float *ct, ptrdiff_t ldc,
 #endif
     (void)M, (void)n0, (void)n1, (void)ct, (void)ldc, (void)gw;
     return 0;
+}
+
+/* Row k of a (K, N) matrix into its places in panels of 32 columns, k-major
+ * (as fr_pack_f32 lays out the transpose), by non-temporal stores: each
+ * panel row is two whole cache lines (one with AVX2: 32-byte halves). */
+#ifdef FR_X86_SIMD
+AVX512_FN static void pack_row_stream_avx512(int N, int K, size_t k, const float *row,
+                                             float *packed)
+{
+    for (int p = 0; p < N / NR; p++) {
+        float *dst = packed + ((size_t)p * K + k) * NR;
+        _mm512_stream_ps(dst, _mm512_loadu_ps(row + p * NR));
+        _mm512_stream_ps(dst + 16, _mm512_loadu_ps(row + p * NR + 16));
+    }
+}
+
+AVX2_FN static void pack_row_stream_avx2(int N, int K, size_t k, const float *row,
+                                         float *packed)
+{
+    for (int p = 0; p < N / NR; p++) {
+        float *dst = packed + ((size_t)p * K + k) * NR;
+        for (int j = 0; j < NR; j += 8)
+            _mm256_stream_ps(dst + j, _mm256_loadu_ps(row + p * NR + j));
+    }
+}
+#endif /* FR_X86_SIMD */
+
+int fr_pack_row_stream_f32(int N, int K, size_t k, const float *row, float *packed)
+{
+#ifdef FR_X86_SIMD
+    if (N % NR == 0 && (uintptr_t)packed % 64 == 0) {
+        if (fr_matmul_isa() == FR_ISA_AVX512) {
+            pack_row_stream_avx512(N, K, k, row, packed);
+            return 1;
+        }
+        if (fr_matmul_isa() == FR_ISA_AVX2) {
+            pack_row_stream_avx2(N, K, k, row, packed);
+            return 1;
+        }
+    }
+#endif
+    (void)N, (void)K, (void)k, (void)row, (void)packed;
+    return 0;
+}
+
+void fr_stream_fence(void)
+{
+#ifdef FR_X86_SIMD
+    _mm_sfence();
+#endif
 }
 
 /* ------------------------------------------------------------------------ */

@@ -59,6 +59,17 @@ void fr_matmul_packed_at_f32(int M, int n0, int n1, int K, const float *A, int l
  * in registers); else 0, having done nothing (the caller transposes). */
 int fr_add_transposed_f32(int M, int n0, int n1, const float *ct, ptrdiff_t ldc, float *gw);
 
+/* Row k of a (K, N) matrix V into the layout fr_pack_f32 gives V^T (N, K):
+ * packed[(p*K + k)*32 + j] = row[32p + j], by non-temporal stores, which
+ * skip the cache. For a matrix written a row at a time and read only much
+ * later (the backward's gate gradients for the weight gradients): it no
+ * longer evicts what the time loop uses, nor reads each line before writing
+ * it. 1 where done (AVX-512F or AVX2, N a multiple of 32, packed 64-byte
+ * aligned); else 0, having done nothing. A thread that wrote so calls
+ * fr_stream_fence() before other threads read the rows. */
+int fr_pack_row_stream_f32(int N, int K, size_t k, const float *row, float *packed);
+void fr_stream_fence(void);
+
 /* Rows per kernel call with the ISA in use (8 for AVX-512, 6 for AVX2, 4
  * generic): a product computes its rows in blocks of as many from its first
  * row, so products split at multiples of it make the same kernel calls. */

@@ -122,6 +122,37 @@ def test_torch_parity(kind, dtype, options, inputs):
         assert_grad(layer.grads[name], g, dtype, name)
 
 
+@pytest.mark.parametrize("threads", [1, 2])
+@pytest.mark.parametrize("kind", TORCH_KINDS, ids=TORCH_KIND_IDS)
+def test_torch_parity_past_the_streaming_size(kind, threads):
+    """Kept gate gradients of 4 MB and more (here 4 MB: T*B = 4096 rows of
+    G*H = 256, GRU's 192 plus its 64 of dxn) go by non-temporal stores in
+    float32 (matmul.h): gradients as torch's on 1 and 2 threads, with
+    lengths, both directions."""
+    rng = np.random.default_rng(11)
+    torch.manual_seed(11)
+    T, B, I, H = 128, 32, 16, 256 if kind.mode == "rnn" else 64
+    options = dict(num_layers=1, bias=True, batch_first=False, bidirectional=True)
+    tm = torch_module(kind, I, H, options, np.float32)
+    layer = kind.layer(I, H, **options)
+    layer.load_state_dict(tm.state_dict())
+    x = rng.standard_normal((T, B, I)).astype(np.float32)
+    lengths = rng.integers(1, T + 1, size=B)
+    lengths[0] = T
+    try:
+        fr.set_num_threads(threads)
+        y, _, cache = layer.forward(x, lengths=lengths)
+        wy = rng.standard_normal(y.shape).astype(np.float32)
+        dx, _ = layer.backward(wy, cache)
+    finally:
+        fr.set_num_threads(None)
+    zeros = [np.zeros((2, B, H), np.float32)] * (2 if kind.mode == "lstm" else 1)
+    _, dx_t, _, grads_t = torch_gradients(tm, x, None, lengths, wy, zeros, False)
+    assert_grad(dx, dx_t, np.float32, "dx")
+    for name, g in grads_t.items():
+        assert_grad(layer.grads[name], g, np.float32, name)
+
+
 @pytest.mark.parametrize("kind", TORCH_KINDS, ids=TORCH_KIND_IDS)
 def test_torch_parity_unbatched(kind):
     rng = np.random.default_rng(3)
