@@ -492,7 +492,8 @@ int fr_add_transposed_f32(int M, int n0, int n1, const float *ct, ptrdiff_t ldc,
 
 /* Row k of a (K, N) matrix into its places in panels of 32 columns, k-major
  * (as fr_pack_f32 lays out the transpose), by non-temporal stores: each
- * panel row is two whole cache lines (one with AVX2: 32-byte halves). */
+ * panel row is two whole cache lines, written in 64-byte (AVX-512F) or
+ * 32-byte (AVX2) stores. */
 #ifdef FR_X86_SIMD
 AVX512_FN static void pack_row_stream_avx512(int N, int K, size_t k, const float *row,
                                              float *packed)
