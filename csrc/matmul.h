@@ -64,9 +64,9 @@ int fr_add_transposed_f32(int M, int n0, int n1, const float *ct, ptrdiff_t ldc,
  * skip the cache. For a matrix written a row at a time and read only much
  * later (the backward's gate gradients for the weight gradients): it no
  * longer evicts what the time loop uses, nor reads each line before writing
- * it. 1 where done (AVX-512F or AVX2, N a multiple of 32, packed 64-byte
- * aligned); else 0, having done nothing. A thread that wrote so calls
- * fr_stream_fence() before other threads read the rows. */
+ * it. 1 where done (AVX2, which every AVX-512F CPU has; N a multiple of
+ * 32, packed 64-byte aligned); else 0, having done nothing. A thread that
+ * wrote so calls fr_stream_fence() before other threads read the rows. */
 int fr_pack_row_stream_f32(int N, int K, size_t k, const float *row, float *packed);
 void fr_stream_fence(void);
 
