@@ -103,13 +103,23 @@ cdef void *_out(object a, str name, tuple shape, object dtype) except NULL:
     return cnp.PyArray_DATA(<cnp.ndarray>a)
 
 
-cdef _check(object a, str name, tuple shape, object dtype):
+cdef _check_shape(object a, str name, tuple shape, object dtype):
+    """Every array that reaches C is checked in one order: type, dtype, rank,
+    shape (then, by the callers, layout); no dimension is read before the
+    rank is known."""
     if not isinstance(a, np.ndarray):
         raise TypeError(f"{name}: expected a numpy array, got {type(a).__name__}")
     if a.dtype != dtype:
         raise TypeError(f"{name}: expected dtype {np.dtype(dtype)}, got {a.dtype}")
+    if a.ndim != len(shape):
+        raise ValueError(f"{name}: expected a {len(shape)}-D array of shape {shape}, "
+                         f"got {a.ndim}-D shape {a.shape}")
     if a.shape != shape:
         raise ValueError(f"{name}: expected shape {shape}, got {a.shape}")
+
+
+cdef _check(object a, str name, tuple shape, object dtype):
+    _check_shape(a, name, shape, dtype)
     if not a.flags.c_contiguous:
         raise ValueError(f"{name}: must be C-contiguous")
 
@@ -119,12 +129,7 @@ cdef void *_rows(object a, str name, int T, int B, int n, object dtype, ptrdiff_
     """A (T, B, n) array, writeable unless told, whose rows (t, b) lie at
     (t*B + b) * stride elements: e.g. one direction's half of a bidirectional
     output."""
-    if not isinstance(a, np.ndarray):
-        raise TypeError(f"{name}: expected a numpy array, got {type(a).__name__}")
-    if a.dtype != dtype:
-        raise TypeError(f"{name}: expected dtype {np.dtype(dtype)}, got {a.dtype}")
-    if a.shape != (T, B, n):
-        raise ValueError(f"{name}: expected shape {(T, B, n)}, got {a.shape}")
+    _check_shape(a, name, (T, B, n), dtype)
     if writeable and not (<cnp.ndarray>a).flags.writeable:
         raise ValueError(f"{name}: must be writeable")
     cdef Py_ssize_t item = a.itemsize
@@ -688,6 +693,26 @@ cdef class Stream:
             raise ValueError("out: must be C-contiguous, aligned and writeable")
         return <cnp.ndarray>out
 
+    cdef int _fast_rank(self, object a, Py_ssize_t n, bint writeable):
+        """The step's fast path: 2 when `a` is exactly an ndarray of the
+        stream's dtype, aligned and C-contiguous (and writeable if asked), of
+        shape (B, n); 1 for shape (n,) when B == 1; else 0, and the slow path
+        converts or explains. The rank is read before any dimension."""
+        if not cnp.PyArray_CheckExact(a):
+            return 0
+        cdef cnp.ndarray arr = <cnp.ndarray>a
+        if <void *>cnp.PyArray_DESCR(arr) != self.descr:
+            return 0
+        if not (cnp.PyArray_ISCARRAY(arr) if writeable else cnp.PyArray_ISCARRAY_RO(arr)):
+            return 0
+        cdef int nd = cnp.PyArray_NDIM(arr)
+        cdef cnp.npy_intp *dims = cnp.PyArray_DIMS(arr)
+        if nd == 2 and dims[0] == self.batch_size and dims[1] == n:
+            return 2
+        if nd == 1 and self.batch_size == 1 and dims[0] == n:
+            return 1
+        return 0
+
     def step(self, x_t, out=None):
         """One time step of every layer: x_t (B, I), or (I,) when B == 1, in;
         the top layer's new h, (B, R) or (R,), out (R = output_size: H, or
@@ -699,26 +724,14 @@ cdef class Stream:
         when B == 1, (R,)."""
         cdef cnp.ndarray x, y
         cdef bint flat
-        cdef cnp.npy_intp *dims
-        if (cnp.PyArray_CheckExact(x_t) and <void *>cnp.PyArray_DESCR(<cnp.ndarray>x_t) == self.descr
-                and cnp.PyArray_ISCARRAY_RO(<cnp.ndarray>x_t)):
-            x = <cnp.ndarray>x_t
-            dims = cnp.PyArray_DIMS(x)
-            if cnp.PyArray_NDIM(x) == 2 and dims[0] == self.batch_size and dims[1] == self.input_size:
-                flat = False
-            elif cnp.PyArray_NDIM(x) == 1 and self.batch_size == 1 and dims[0] == self.input_size:
-                flat = True
-            else:
-                x, flat = self._frame(x_t)
+        cdef int rank = self._fast_rank(x_t, self.input_size, False)
+        if rank:
+            x, flat = <cnp.ndarray>x_t, rank == 1
         else:
             x, flat = self._frame(x_t)
         if out is None:
             y = self.out1 if flat else self.out2
-        elif (cnp.PyArray_CheckExact(out) and <void *>cnp.PyArray_DESCR(<cnp.ndarray>out) == self.descr
-                and cnp.PyArray_ISCARRAY(<cnp.ndarray>out)
-                and cnp.PyArray_SIZE(<cnp.ndarray>out) == self.batch_size * self.output_size
-                and cnp.PyArray_DIMS(<cnp.ndarray>out)[cnp.PyArray_NDIM(<cnp.ndarray>out) - 1]
-                == self.output_size and cnp.PyArray_NDIM(<cnp.ndarray>out) <= 2):
+        elif self._fast_rank(out, self.output_size, True):
             y = <cnp.ndarray>out
         else:
             y = self._out(out, (self.batch_size, self.output_size),
@@ -778,9 +791,13 @@ cdef class Stream:
             h = self._state_part(value[0], "state[0] (h)", R)
             c = self._state_part(value[1], "state[1] (c)", H)
         else:
-            if isinstance(value, (tuple, list)) and len(value) == 2 and np.ndim(value[0]) >= 2:
-                raise TypeError("state: expected one array h, got a pair")
-            h, c = self._state_part(value, "state (h)", R), None
+            try:
+                h, c = self._state_part(value, "state (h)", R), None
+            except (TypeError, ValueError):
+                # not a state (nested lists of one are fine): say so if it is a pair
+                if isinstance(value, (tuple, list)) and len(value) == 2 and np.ndim(value[0]) >= 2:
+                    raise TypeError("state: expected one array h, got a pair") from None
+                raise
         self._enter("state")
         try:
             self.h_view[...] = h
@@ -857,6 +874,8 @@ def time_product(w, packed, int M, int reps):
     """Seconds per float32 product C (M, N) = A W^T, w (N, K), timed in C over
     `reps` calls: with the packed SIMD kernel on `packed` (= pack(w)), or with
     BLAS sgemm (SciPy's) when packed is None (benchmarks)."""
+    if not isinstance(w, np.ndarray) or w.ndim != 2:
+        raise ValueError("w: expected a 2-D numpy array (N, K)")
     _check(w, "w", w.shape, np.float32)
     cdef int N = w.shape[0], K = w.shape[1]
     cdef const float *W = <const float *>cnp.PyArray_DATA(<cnp.ndarray>w)

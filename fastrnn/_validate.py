@@ -28,7 +28,7 @@ def as_real_array(a, name, dtype):
         raise TypeError(f"{name}: expected an array of real numbers, got {type(a).__name__} ({e})") from None
     if arr.dtype.kind not in "fiu":
         raise TypeError(f"{name}: expected an array of real numbers, got dtype {arr.dtype}")
-    return np.ascontiguousarray(arr, dtype=dtype)
+    return np.asarray(arr, dtype=dtype, order="C")   # (ascontiguousarray makes 0-d 1-D)
 
 
 def positive_int(value, name, minimum=1):

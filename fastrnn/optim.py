@@ -20,6 +20,7 @@ import math
 import numpy as np
 
 from . import _core
+from ._validate import as_real_array
 
 
 def _entries(items):
@@ -41,6 +42,14 @@ def _entries(items):
             raise TypeError(f"params[{i}]: expected a fastrnn module or a (param, grad) pair of "
                             f"arrays, got {type(item).__name__}")
     return out
+
+
+def _count(v, name):
+    """A saved step count: one integer >= 0."""
+    a = np.asarray(v)
+    if a.shape != () or a.dtype.kind not in "iu" or a < 0:
+        raise ValueError(f"{name}: expected one integer >= 0, got {v!r}")
+    return int(a)
 
 
 def _check_pair(key, p, g):
@@ -124,21 +133,22 @@ class Optimizer:
         for key, _, _, p, _ in _entries(self.items):
             if f"{key}.step" not in state_dict:
                 continue
-            st = {"step": int(np.asarray(state_dict[f"{key}.step"]))}
+            st = {"step": _count(state_dict[f"{key}.step"], f"state_dict[{key}.step]")}
             for b in self._buffers:
                 if f"{key}.{b}" not in state_dict:
                     raise ValueError(f"state_dict: missing {key}.{b!r}")
-                v = np.asarray(state_dict[f"{key}.{b}"])
+                v = as_real_array(state_dict[f"{key}.{b}"], f"state_dict[{key}.{b!r}]", p.dtype)
                 if v.shape != p.shape:
                     raise ValueError(f"state_dict[{key}.{b!r}]: expected shape {p.shape}, got {v.shape}")
-                st[b] = np.array(v, dtype=p.dtype)
+                st[b] = v.copy()
             expected.update(f"{key}.{b}" for b in st)
             new[key] = st
         unknown = sorted(set(state_dict) - expected)
         if unknown:
             raise ValueError(f"state_dict: unknown key(s) {unknown} for this optimizer's parameters")
+        step_count = _count(state_dict["step_count"], "state_dict['step_count']")
         self.state = new
-        self.step_count = int(np.asarray(state_dict["step_count"]))
+        self.step_count = step_count
 
 
 class SGD(Optimizer):

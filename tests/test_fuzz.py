@@ -61,7 +61,7 @@ def variant(a, dtype, layout):
         return np.asfortranarray(a)
     if layout == "strided":
         big = np.zeros(tuple(2 * n + 1 for n in a.shape), a.dtype)
-        view = big[tuple(slice(1, 1 + 2 * n, 2) for n in a.shape)]
+        view = big[tuple(slice(1, 1 + 2 * n, 2) for n in a.shape) + (...,)]  # 0-d: an array
         view[...] = a
         return view
     if layout == "negative" and a.ndim:

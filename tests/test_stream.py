@@ -192,6 +192,29 @@ def test_output_buffer_and_out():
     assert layer.stream().run(x, out=yr) is yr
 
 
+OUT_CASES = [(k, size, False) for k in KINDS for size in (1, 2)] + \
+    [(k, size, True) for k in KINDS if k.name == "lstm" for size in (1, 2)]
+
+
+@pytest.mark.parametrize("kind,size,proj", OUT_CASES,
+                         ids=[f"{k.name}-{'proj' if p else 'H'}{n}" for k, n, p in OUT_CASES])
+def test_out_of_any_rank_is_refused(kind, size, proj):
+    """A 0-d out= (and one whose last dimension fits at another rank) is a
+    ValueError, never a read of a dimension it lacks (it once crashed the
+    interpreter when the hidden or projection size was 1)."""
+    layer = kind.layer(4, size + 1, proj_size=size) if proj else kind.layer(4, size)
+    s = layer.stream()
+    R = layer.output_size
+    bad = {s.step: ((1, 4), [(), (1, 1, R), (0, R), (2, R), (R + 1,), (1, R, 1)]),
+           s.run: ((1, 1, 4), [(), (R,), (1, R), (1, 1, R, 1), (0, 1, R), (1, 1, R + 1)])}
+    for method, (xshape, shapes) in bad.items():
+        for shape in shapes:
+            with pytest.raises(ValueError, match="out: expected shape"):
+                method(np.ones(xshape, np.float32), out=np.zeros(shape, np.float32))
+    state = s.state
+    assert not any(p.any() for p in (state if isinstance(state, tuple) else (state,)))
+
+
 def test_frame_checks_name_x_t():
     s = fr.LSTM(4, 8, dtype=np.float64).stream(2)
     ref = s.step(np.ones((2, 4))).copy()
