@@ -546,7 +546,7 @@ cdef extern from *:
     int stream_try_enter(int *busy) nogil
     void stream_leave(int *busy) nogil
 
-from ._validate import as_real_array
+from ._validate import as_real_array, is_pair
 
 
 cdef class Stream:
@@ -794,8 +794,7 @@ cdef class Stream:
             try:
                 h, c = self._state_part(value, "state (h)", R), None
             except (TypeError, ValueError):
-                # not a state (nested lists of one are fine): say so if it is a pair
-                if isinstance(value, (tuple, list)) and len(value) == 2 and np.ndim(value[0]) >= 2:
+                if is_pair(value):
                     raise TypeError("state: expected one array h, got a pair") from None
                 raise
         self._enter("state")

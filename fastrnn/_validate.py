@@ -62,3 +62,27 @@ def as_state(h, name, shape, dtype):
     if arr.shape != shape:
         raise ValueError(f"{name}: expected shape {shape}, got {arr.shape}")
     return arr
+
+
+def is_pair(value):
+    """Whether `value`, refused as one state array, was a pair such as (h, c)
+    handed where one array belongs: two items, each None or an array of at
+    least one dimension. (A nested list that forms the one array is taken as
+    that array before this is asked.)"""
+    if not isinstance(value, (tuple, list)) or len(value) != 2:
+        return False
+    try:
+        return all(v is None or np.ndim(v) >= 1 for v in value)
+    except ValueError:      # a ragged item
+        return True
+
+
+def as_one_state(value, name, shape, dtype, pair_error):
+    """as_state for a layer or cell with one state array; `pair_error` is
+    the TypeError's message when `value` is a pair instead."""
+    try:
+        return as_state(value, name, shape, dtype)
+    except (TypeError, ValueError):
+        if is_pair(value):
+            raise TypeError(pair_error) from None
+        raise

@@ -3,7 +3,7 @@ their parameter names weight_ih, weight_hh, bias_ih, bias_hh (+ weight_peep)."""
 import numpy as np
 
 from . import _core
-from ._validate import as_dtype, as_real_array, as_state, positive_int
+from ._validate import as_dtype, as_one_state, as_real_array, as_state, positive_int
 from .layers import GATES, Trainable, rnn_cell_kind, run_direction
 from .module import Module
 
@@ -98,10 +98,11 @@ class _CellBase(Trainable, Module):
         B, H, lstm = cache.B, self.hidden_size, self._cell == _core.LSTM
         shape = (H,) if cache.unbatched else (B, H)
         dh, dc = self._state_parts(dstate, "dstate")
-        if not lstm and isinstance(dh, (tuple, list)):
-            raise TypeError(f"dstate: expected one array dh for {type(self).__name__}, "
-                            f"got a {type(dh).__name__}")
-        dh = None if dh is None else as_state(dh, "dstate (dh)", shape, self.dtype).reshape(B, H)
+        if dh is not None:
+            dh = (as_state(dh, "dstate (dh)", shape, self.dtype) if lstm else as_one_state(
+                dh, "dstate (dh)", shape, self.dtype,
+                f"dstate: expected one array dh for {type(self).__name__}, got a pair"))
+            dh = dh.reshape(B, H)
         dc = None if dc is None else as_state(dc, "dstate[1] (dc)", shape, self.dtype).reshape(B, H)
         dx = np.empty(cache.x.shape, self.dtype)
         dh0 = np.empty((B, H), self.dtype)

@@ -5,7 +5,7 @@ import warnings
 import numpy as np
 
 from . import _core
-from ._validate import as_dtype, as_lengths, as_real_array, as_state, positive_int
+from ._validate import as_dtype, as_lengths, as_one_state, as_real_array, as_state, positive_int
 from .module import Module
 from .stream import make_stream
 from .threads import get_num_threads
@@ -170,10 +170,9 @@ class _RNNBase(Trainable, Module):
             h0 = as_state(state[0], "state[0] (h0)", shape, self.dtype)
             c0 = as_state(state[1], "state[1] (c0)", shape[:-1] + (H,), self.dtype)
             return h0.reshape(LD, B, R), c0.reshape(LD, B, H)
-        if isinstance(state, (tuple, list)) and len(state) == 2 and not np.isscalar(state[0]) \
-                and np.ndim(state[0]) == len(shape):
-            raise TypeError(f"state: expected one array h0 for {type(self).__name__}, got a pair")
-        return as_state(state, "state (h0)", shape, self.dtype).reshape(LD, B, R), None
+        return as_one_state(state, "state (h0)", shape, self.dtype,
+                            f"state: expected one array h0 for {type(self).__name__}, got a pair"
+                            ).reshape(LD, B, R), None
 
     def __call__(self, x, state=None, lengths=None):
         """Inference over a batch of sequences.
@@ -324,21 +323,21 @@ class _RNNBase(Trainable, Module):
         """dh_n (L*D, B, R) (and dc_n (L*D, B, H)) arrays, or None for zeros."""
         if dstate is None:
             return None, None
-        LD = self.num_layers * self.num_directions
+        LD, R, H = self.num_layers * self.num_directions, self.output_size, self.hidden_size
+
+        def shape(n):
+            return (LD, n) if unbatched else (LD, B, n)
 
         def one(a, name, n):
-            shape = (LD, n) if unbatched else (LD, B, n)
-            return None if a is None else as_state(a, name, shape, self.dtype).reshape(LD, B, n)
-        R, H = self.output_size, self.hidden_size
+            return None if a is None else as_state(a, name, shape(n), self.dtype).reshape(LD, B, n)
         if self._has_cell_state():
             if not isinstance(dstate, (tuple, list)) or len(dstate) != 2:
                 raise TypeError(f"dstate: expected a tuple (dh_n, dc_n) for "
                                 f"{type(self).__name__}, got {type(dstate).__name__}")
             return one(dstate[0], "dstate[0] (dh_n)", R), one(dstate[1], "dstate[1] (dc_n)", H)
-        if isinstance(dstate, (tuple, list)):
-            raise TypeError(f"dstate: expected one array dh_n for {type(self).__name__}, "
-                            f"got a {type(dstate).__name__}")
-        return one(dstate, "dstate (dh_n)", R), None
+        return as_one_state(dstate, "dstate (dh_n)", shape(R), self.dtype,
+                            f"dstate: expected one array dh_n for {type(self).__name__}, got a pair"
+                            ).reshape(LD, B, R), None
 
     def seed_dropout(self, seed):
         """Restart the dropout masks' generator from `seed` (None: fresh entropy)."""

@@ -170,7 +170,7 @@ def _kill_mid_save(tmp_path, sig):
             assert proc.poll() is None, "the child died"
             time.sleep(0.002)
         proc.send_signal(sig)
-        proc.wait(timeout=60)
+        proc.wait(timeout=300)          # SIGINT waits for the fsync in progress
     finally:
         if proc.poll() is None:
             proc.kill()

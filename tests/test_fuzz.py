@@ -58,7 +58,7 @@ def variant(a, dtype, layout):
         return a.astype(object)         # Python numbers in an object array
     a = a.astype(dtype)
     if layout == "F":
-        return np.asfortranarray(a)
+        return np.asarray(a, order="F")     # (asfortranarray makes 0-d 1-D)
     if layout == "strided":
         big = np.zeros(tuple(2 * n + 1 for n in a.shape), a.dtype)
         view = big[tuple(slice(1, 1 + 2 * n, 2) for n in a.shape) + (...,)]  # 0-d: an array
@@ -72,7 +72,7 @@ def variant(a, dtype, layout):
         return a
     if layout == "list":
         return a.tolist()
-    return np.ascontiguousarray(a)
+    return np.asarray(a, order="C")
 
 
 def as_used(a, dtype):
