@@ -1,8 +1,9 @@
 """Builds fastrnn._core: the Cython binding plus the C kernels in csrc/.
 
 BLAS comes from SciPy at run time (scipy.linalg.cython_blas), so no BLAS
-headers or libraries are needed here. SIMD variants are chosen at run time
-(target_clones in csrc/internal.h); never -march=native.
+headers or libraries are needed here. The SIMD code of every level is built
+(csrc/simd.h: the kernel set once per level, by target pragmas) and the level
+is chosen at run time; never -march=native.
 Set FASTRNN_SANITIZE=1 to build with AddressSanitizer and UBSan."""
 import os
 
@@ -11,7 +12,10 @@ from Cython.Build import cythonize
 from setuptools import Extension, setup
 
 sources = ["fastrnn/_core.pyx"] + [
-    os.path.join("csrc", f) for f in ("fastrnn.c", "precision_f32.c", "precision_f64.c", "matmul.c", "vmath.c", "optim.c")
+    os.path.join("csrc", f) for f in (
+        "fastrnn.c", "simd.c", "matmul.c", "vmath.c", "optim.c",
+        "precision_f32.c", "precision_f64.c", "precision_f32_avx2.c", "precision_f64_avx2.c",
+        "precision_f32_avx512.c", "precision_f64_avx512.c")
 ]
 # OpenMP runs the time loop on several threads (FASTRNN_NO_OPENMP=1: one thread).
 openmp = [] if os.environ.get("FASTRNN_NO_OPENMP") else ["-fopenmp"]

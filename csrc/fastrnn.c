@@ -1,6 +1,26 @@
-/* fastrnn.c - the public C API: sizes and the dtype dispatch. */
+/* fastrnn.c - the public C API: sizes, and the kernel set each call runs. */
 #include "internal.h"
 #include "matmul.h"
+
+/* The one place the SIMD level picks the kernels of the time loops: the set
+ * of the dtype compiled for the level in use (simd.h), or the baseline set
+ * where the build has no copy for it. The products and activations those
+ * call follow the same level (matmul.c, vmath.c). */
+static const fr_kernels *kernels(fr_dtype dtype)
+{
+    const int f32 = dtype == FR_F32;
+#if FR_SIMD_COPIES
+    switch (fr_simd_level()) {
+    case FR_SIMD_AVX512:
+        return f32 ? &fr_kernels_f32_avx512 : &fr_kernels_f64_avx512;
+    case FR_SIMD_AVX2:
+        return f32 ? &fr_kernels_f32_avx2 : &fr_kernels_f64_avx2;
+    default:
+        break;
+    }
+#endif
+    return f32 ? &fr_kernels_f32 : &fr_kernels_f64;
+}
 
 int fr_gates(fr_cell cell)
 {
@@ -19,15 +39,12 @@ size_t fr_packed_size(int rows, int cols)
 
 void fr_pack(fr_dtype dtype, int rows, int cols, const void *W, void *packed)
 {
-    if (dtype == FR_F32)
-        fr_pack_f32(rows, cols, W, packed);
-    else
-        pack_rows_f64(rows, cols, W, packed);
+    kernels(dtype)->pack(rows, cols, W, packed);
 }
 
 size_t fr_work_size(const fr_layer *L, int T, int B)
 {
-    return L->dtype == FR_F32 ? fr_work_size_f32(L, T, B) : fr_work_size_f64(L, T, B);
+    return kernels(L->dtype)->work_size(L, T, B);
 }
 
 size_t fr_cache_size(const fr_layer *L, int T, int B)
@@ -43,25 +60,18 @@ size_t fr_cache_size(const fr_layer *L, int T, int B)
 
 void fr_forward(const fr_layer *L, const fr_sequence *seq, const fr_blas *blas)
 {
-    if (L->dtype == FR_F32)
-        fr_forward_f32(L, seq, blas);
-    else
-        fr_forward_f64(L, seq, blas);
+    kernels(L->dtype)->forward(L, seq, blas);
 }
 
 size_t fr_backward_work_size(const fr_layer *L, int T, int B)
 {
-    return L->dtype == FR_F32 ? fr_backward_work_size_f32(L, T, B)
-                              : fr_backward_work_size_f64(L, T, B);
+    return kernels(L->dtype)->backward_work_size(L, T, B);
 }
 
 void fr_backward(const fr_layer *L, const fr_sequence *seq, const fr_sequence_grad *d,
                  const fr_grads *g, const fr_blas *blas)
 {
-    if (L->dtype == FR_F32)
-        fr_backward_f32(L, seq, d, g, blas);
-    else
-        fr_backward_f64(L, seq, d, g, blas);
+    kernels(L->dtype)->backward(L, seq, d, g, blas);
 }
 
 /* ---- streaming (stream.inc) ---- */
@@ -91,8 +101,7 @@ int fr_stream_check(const fr_layer *layers, int num_layers, int B)
 
 size_t fr_stream_memory_size(const fr_layer *layers, int num_layers, int B)
 {
-    return layers[0].dtype == FR_F32 ? fr_stream_memory_size_f32(layers, num_layers, B)
-                                     : fr_stream_memory_size_f64(layers, num_layers, B);
+    return kernels(layers[0].dtype)->stream_memory_size(layers, num_layers, B);
 }
 
 int fr_stream_init(fr_stream *s, const fr_layer *layers, int num_layers, int B, void *memory,
@@ -100,10 +109,7 @@ int fr_stream_init(fr_stream *s, const fr_layer *layers, int num_layers, int B, 
 {
     if (fr_stream_check(layers, num_layers, B))
         return -1;
-    if (layers[0].dtype == FR_F32)
-        fr_stream_init_f32(s, layers, num_layers, B, memory, blas);
-    else
-        fr_stream_init_f64(s, layers, num_layers, B, memory, blas);
+    kernels(layers[0].dtype)->stream_init(s, layers, num_layers, B, memory, blas);
     return 0;
 }
 
@@ -117,33 +123,21 @@ int fr_stream_set_weights(fr_stream *s, const fr_layer *layers)
         layers[0].peephole != old->peephole || fr_output_size(&layers[0]) != fr_output_size(old) ||
         layers[0].linear_before_reset != old->linear_before_reset)
         return -1;
-    if (old->dtype == FR_F32)
-        fr_stream_set_weights_f32(s, layers);
-    else
-        fr_stream_set_weights_f64(s, layers);
+    kernels(old->dtype)->stream_set_weights(s, layers);
     return 0;
 }
 
 void fr_stream_step(const fr_stream *s, const void *x, void *y)
 {
-    if (s->layers[0].layer.dtype == FR_F32)
-        fr_stream_step_f32(s, x, y);
-    else
-        fr_stream_step_f64(s, x, y);
+    kernels(s->layers[0].layer.dtype)->stream_step(s, x, y);
 }
 
 void fr_stream_run(const fr_stream *s, int T, const void *x, void *y)
 {
-    if (s->layers[0].layer.dtype == FR_F32)
-        fr_stream_run_f32(s, T, x, y);
-    else
-        fr_stream_run_f64(s, T, x, y);
+    kernels(s->layers[0].layer.dtype)->stream_run(s, T, x, y);
 }
 
 void fr_stream_reset(const fr_stream *s, int row)
 {
-    if (s->layers[0].layer.dtype == FR_F32)
-        fr_stream_reset_f32(s, row);
-    else
-        fr_stream_reset_f64(s, row);
+    kernels(s->layers[0].layer.dtype)->stream_reset(s, row);
 }

@@ -231,6 +231,29 @@ void fr_stream_run(const fr_stream *s, int T, const void *x, void *y);
 /* Zero the state of batch row `row` in every layer, or of all rows (row < 0). */
 void fr_stream_reset(const fr_stream *s, int row);
 
+/* ---- The SIMD path (csrc/simd.c) ----
+ * One instruction-set level runs everything: the products, the activations,
+ * the gate passes and the time loops. The default is the best the CPU has;
+ * a lower one can be forced (tests, benchmarks; Python: FASTRNN_ISA).
+ *   FR_SIMD_GENERIC  portable C, compiled for the baseline of the target
+ *   FR_SIMD_AVX2     x86 AVX2 + FMA
+ *   FR_SIMD_AVX512   x86 AVX-512 F, BW, CD, DQ and VL (with AVX2 + FMA)
+ * The results of each level agree with the others to rounding; the sizes
+ * (fr_work_size, fr_stream_memory_size, ...) are the same at every level,
+ * and a stream may be stepped at another level than it was made at. */
+enum { FR_SIMD_AUTO = 0, FR_SIMD_GENERIC = 1, FR_SIMD_AVX2 = 2, FR_SIMD_AVX512 = 3 };
+
+/* The level in use: FR_SIMD_GENERIC, FR_SIMD_AVX2 or FR_SIMD_AVX512. */
+int fr_simd_level(void);
+
+/* Run `level` from now on (FR_SIMD_AUTO: the best again) and return it; a
+ * level the CPU (or the build) lacks returns -1 and changes nothing. Not to
+ * be called while another thread is inside a fastrnn call. */
+int fr_set_simd_level(int level);
+
+/* "generic", "avx2", "avx512" ("auto" for any other value) */
+const char *fr_simd_level_name(int level);
+
 #ifdef __cplusplus
 }
 #endif

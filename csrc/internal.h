@@ -1,9 +1,11 @@
-/* internal.h - what the kernels share: the precision template, the SIMD
- * dispatch attribute and a row-major GEMM on top of a Fortran BLAS.
+/* internal.h - what the kernels share: the precision template, the table
+ * of a kernel set and a row-major GEMM on top of a Fortran BLAS.
  *
  * The kernel files (*.inc) are written once in terms of `real` and FN(name);
  * precision_f32.c and precision_f64.c include them with real = float / double
- * and FN(name) = name##_f32 / name##_f64.
+ * and FN(name) = name##_f32 / name##_f64. That is the baseline kernel set;
+ * its copies for the SIMD levels (simd.h: precision_f32_avx2.c, ...) define
+ * FR_KERNEL_SUFFIX first, and their FN(name) = name##_f32_avx2, ...
  */
 #ifndef FASTRNN_INTERNAL_H
 #define FASTRNN_INTERNAL_H
@@ -14,14 +16,16 @@
 #include <omp.h>
 #endif
 #include "fastrnn.h"
+#include "simd.h"
 
-/* Gate loops are compiled for AVX-512, AVX2+FMA and baseline x86-64; the
- * loader picks one for the CPU it runs on (GCC ifunc). */
-#if defined(__GNUC__) && defined(__x86_64__) && !defined(__clang__) && !defined(FR_NO_CLONES)
-#define FR_VECTORIZE __attribute__((target_clones("arch=x86-64-v4", "arch=x86-64-v3", "default")))
-#else
-#define FR_VECTORIZE
+/* The precision files name their kernels FR_SUFFIXED(name##_f32,
+ * FR_KERNEL_SUFFIX): FR_KERNEL_SUFFIX is empty in the baseline set, _avx2 or
+ * _avx512 in its copies, whose symbols then differ. */
+#ifndef FR_KERNEL_SUFFIX
+#define FR_KERNEL_SUFFIX
 #endif
+#define FR_PASTE(a, b) a##b
+#define FR_SUFFIXED(name, suffix) FR_PASTE(name, suffix)
 
 /* The gate loops read and write disjoint ranges: no runtime alias checks. */
 #if defined(__GNUC__) && !defined(__clang__)
@@ -60,35 +64,31 @@ static inline int fr_proj(const fr_layer *L)
     return L->cell == FR_LSTM && L->proj_size > 0 ? L->proj_size : 0;
 }
 
-#define FR_DECLARE_PRECISION(S)                                                \
-    size_t fr_work_size_##S(const fr_layer *L, int T, int B);                  \
-    void fr_forward_##S(const fr_layer *L, const fr_sequence *seq, const fr_blas *blas);
+/* A kernel set: one precision compiled for one SIMD level, as its entry
+ * points (fastrnn.h's fr_pack, fr_work_size, ... for one dtype). Each
+ * precision file defines one, FN(fr_kernels) (kernels.inc); fastrnn.c runs
+ * the one of the dtype and of the level in use. */
+typedef struct {
+    void (*pack)(int rows, int cols, const void *W, void *packed);
+    size_t (*work_size)(const fr_layer *L, int T, int B);
+    void (*forward)(const fr_layer *L, const fr_sequence *seq, const fr_blas *blas);
+    size_t (*backward_work_size)(const fr_layer *L, int T, int B);
+    void (*backward)(const fr_layer *L, const fr_sequence *seq, const fr_sequence_grad *d,
+                     const fr_grads *g, const fr_blas *blas);
+    /* streaming (stream.inc; fastrnn.c checks the layers before these run) */
+    size_t (*stream_memory_size)(const fr_layer *layers, int num_layers, int B);
+    void (*stream_init)(fr_stream *s, const fr_layer *layers, int num_layers, int B,
+                        void *memory, const fr_blas *blas);
+    void (*stream_set_weights)(fr_stream *s, const fr_layer *layers);
+    void (*stream_step)(const fr_stream *s, const void *x, void *y);
+    void (*stream_run)(const fr_stream *s, int T, const void *x, void *y);
+    void (*stream_reset)(const fr_stream *s, int row);
+} fr_kernels;
 
-FR_DECLARE_PRECISION(f32)
-FR_DECLARE_PRECISION(f64)
-
-/* float64 packing (float32 packs with matmul.c's fr_pack_f32) */
-void pack_rows_f64(int N, int K, const double *W, double *packed);
-
-#define FR_DECLARE_BACKWARD(S)                                                 \
-    size_t fr_backward_work_size_##S(const fr_layer *L, int T, int B);         \
-    void fr_backward_##S(const fr_layer *L, const fr_sequence *seq,            \
-                         const fr_sequence_grad *d, const fr_grads *g, const fr_blas *blas);
-
-FR_DECLARE_BACKWARD(f32)
-FR_DECLARE_BACKWARD(f64)
-
-/* streaming (stream.inc; fastrnn.c checks the layers before these run) */
-#define FR_DECLARE_STREAM(S)                                                   \
-    size_t fr_stream_memory_size_##S(const fr_layer *layers, int num_layers, int B); \
-    void fr_stream_init_##S(fr_stream *s, const fr_layer *layers, int num_layers, int B, \
-                            void *memory, const fr_blas *blas);                \
-    void fr_stream_set_weights_##S(fr_stream *s, const fr_layer *layers);      \
-    void fr_stream_step_##S(const fr_stream *s, const void *x, void *y);       \
-    void fr_stream_run_##S(const fr_stream *s, int T, const void *x, void *y); \
-    void fr_stream_reset_##S(const fr_stream *s, int row);
-
-FR_DECLARE_STREAM(f32)
-FR_DECLARE_STREAM(f64)
+extern const fr_kernels fr_kernels_f32, fr_kernels_f64;
+#if FR_SIMD_COPIES
+extern const fr_kernels fr_kernels_f32_avx2, fr_kernels_f64_avx2;
+extern const fr_kernels fr_kernels_f32_avx512, fr_kernels_f64_avx512;
+#endif
 
 #endif

@@ -13,9 +13,10 @@
  * is read from memory once and re-read from L2 by the next row blocks; at
  * M = 1 the kernel is a pure stream of the panels, bound by cache bandwidth.
  *
- * SIMD is chosen at run time (fr_matmul_isa): AVX-512F (MR = 8, two zmm per
- * row), AVX2+FMA (MR = 6 over half panels of 16 columns; full panel at M = 1),
- * or portable C that the compiler vectorizes for the baseline ISA. Small MR
+ * The SIMD code is the one of the level in use (fastrnn.h: fr_simd_level):
+ * AVX-512F (MR = 8, two zmm per row), AVX2+FMA (MR = 6 over half panels of
+ * 16 columns; full panel at M = 1), or portable C that the compiler
+ * vectorizes for the baseline ISA. Small MR
  * use K-unrolled accumulator sets so that FMA latency is hidden. Each kernel
  * shape is its own (non-inlined) function: mr and ku are compile-time
  * constants there, so the accumulators live in registers.
@@ -36,11 +37,9 @@
 #include <stdint.h>
 #include <string.h>
 
-/* x86 SIMD kernels need GCC-style target attributes (GCC, Clang, ICX);
- * -DFR_MATMUL_NO_SIMD builds the portable code only. */
-#if defined(__GNUC__) && (defined(__x86_64__) || defined(__i386__)) && \
-    !defined(FR_MATMUL_NO_SIMD)
-#define FR_X86_SIMD 1
+#include "fastrnn.h"
+#include "simd.h"
+#ifdef FR_X86_SIMD
 #include <immintrin.h>
 #endif
 
@@ -481,7 +480,7 @@ AVX512_FN static void add_transposed_avx512(int M, int n0, int n1, const float *
 int fr_add_transposed_f32(int M, int n0, int n1, const float *ct, ptrdiff_t ldc, float *gw)
 {
 #ifdef FR_X86_SIMD
-    if (fr_matmul_isa() == FR_ISA_AVX512) {
+    if (fr_simd_level() == FR_SIMD_AVX512) {
         add_transposed_avx512(M, n0, n1, ct, ldc, gw);
         return 1;
     }
@@ -509,8 +508,8 @@ AVX2_FN static void pack_row_stream_avx2(int N, int K, size_t k, const float *ro
 int fr_pack_row_stream_f32(int N, int K, size_t k, const float *row, float *packed)
 {
 #ifdef FR_X86_SIMD
-    /* every CPU with AVX-512F has AVX2 */
-    if (N % NR == 0 && (uintptr_t)packed % 64 == 0 && fr_matmul_isa() >= FR_ISA_AVX2) {
+    /* the AVX-512 level has AVX2 too */
+    if (N % NR == 0 && (uintptr_t)packed % 64 == 0 && fr_simd_level() >= FR_SIMD_AVX2) {
         pack_row_stream_avx2(N, K, k, row, packed);
         return 1;
     }
@@ -524,64 +523,6 @@ void fr_stream_fence(void)
 #ifdef FR_X86_SIMD
     _mm_sfence();
 #endif
-}
-
-/* ------------------------------------------------------------------------ */
-/* Run-time choice of the SIMD code.                                         */
-
-static int g_isa = FR_ISA_AUTO; /* resolved lazily; same value from any thread */
-
-static int best_isa(void)
-{
-#ifdef FR_X86_SIMD
-    __builtin_cpu_init();
-    if (__builtin_cpu_supports("avx512f"))
-        return FR_ISA_AVX512;
-    if (__builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma"))
-        return FR_ISA_AVX2;
-#endif
-    return FR_ISA_GENERIC;
-}
-
-int fr_matmul_isa(void)
-{
-#ifdef __GNUC__
-    int isa = __atomic_load_n(&g_isa, __ATOMIC_RELAXED);
-    if (isa == FR_ISA_AUTO) {
-        isa = best_isa();
-        __atomic_store_n(&g_isa, isa, __ATOMIC_RELAXED);
-    }
-#else
-    int isa = g_isa;
-    if (isa == FR_ISA_AUTO)
-        g_isa = isa = best_isa();
-#endif
-    return isa;
-}
-
-int fr_matmul_set_isa(int isa)
-{
-    int best = best_isa();
-    if (isa == FR_ISA_AUTO)
-        isa = best;
-    if (isa < FR_ISA_GENERIC || isa > best)
-        return -1;
-#ifdef __GNUC__
-    __atomic_store_n(&g_isa, isa, __ATOMIC_RELAXED);
-#else
-    g_isa = isa;
-#endif
-    return isa;
-}
-
-const char *fr_matmul_isa_name(int isa)
-{
-    switch (isa) {
-    case FR_ISA_GENERIC: return "generic";
-    case FR_ISA_AVX2: return "avx2";
-    case FR_ISA_AVX512: return "avx512";
-    default: return "auto";
-    }
 }
 
 /* The rows of K a product of A given transposed takes at a time (see matmul()) */
@@ -611,12 +552,12 @@ static void matmul(int at, int M, int n0, int n1, int K, const float *A, int lda
         const int kk = K - k0 < kc ? K - k0 : kc;
         const float *a = at ? A + (size_t)k0 * lda : A + k0, *b = packed + (size_t)k0 * NR;
         const float bk = k0 ? 1.0f : beta;
-        switch (fr_matmul_isa()) {
+        switch (fr_simd_level()) {
 #ifdef FR_X86_SIMD
-        case FR_ISA_AVX512:
+        case FR_SIMD_AVX512:
             matmul_avx512(at, M, n0, n1, kk, K, a, lda, b, bk, C, ldc);
             break;
-        case FR_ISA_AVX2:
+        case FR_SIMD_AVX2:
             matmul_avx2(at, M, n0, n1, kk, K, a, lda, b, bk, C, ldc);
             break;
 #endif
@@ -629,11 +570,11 @@ static void matmul(int at, int M, int n0, int n1, int K, const float *A, int lda
 
 int fr_matmul_row_block(void)
 {
-    switch (fr_matmul_isa()) {
+    switch (fr_simd_level()) {
 #ifdef FR_X86_SIMD
-    case FR_ISA_AVX512:
+    case FR_SIMD_AVX512:
         return MR_512;
-    case FR_ISA_AVX2:
+    case FR_SIMD_AVX2:
         return MR_256;
 #endif
     default:

@@ -5,8 +5,9 @@
  * whole sequence, so it is packed once (fr_pack_f32) into column panels that
  * the SIMD kernels stream, and every step calls fr_matmul_packed_f32.
  *
- * Plain C99; the SIMD code (AVX-512F, AVX2+FMA, or portable C) is chosen at
- * run time for the CPU it runs on. The packed layout is the same on every CPU.
+ * Plain C99; the SIMD code (AVX-512F, AVX2+FMA, or portable C) is the one of
+ * the SIMD level in use (fastrnn.h: fr_simd_level), by default the best the
+ * CPU has. The packed layout is the same on every CPU and level.
  * Nothing here allocates; the functions are thread-safe (callers split the
  * columns among threads with n0, n1).
  */
@@ -55,8 +56,8 @@ void fr_matmul_packed_at_f32(int M, int n0, int n1, int K, const float *A, int l
 
 /* gw[n, m] += ct[m, n] for m < M, n in [n0, n1): dW^T from
  * fr_matmul_packed_at_f32 (ct, row stride ldc) added to the gradient dW (gw,
- * rows of M floats). 1 where the CPU has AVX-512F (16 x 16 tiles transposed
- * in registers); else 0, having done nothing (the caller transposes). */
+ * rows of M floats). 1 at the AVX-512 level (16 x 16 tiles transposed in
+ * registers); else 0, having done nothing (the caller transposes). */
 int fr_add_transposed_f32(int M, int n0, int n1, const float *ct, ptrdiff_t ldc, float *gw);
 
 /* Row k of a (K, N) matrix V into the layout fr_pack_f32 gives V^T (N, K):
@@ -64,26 +65,17 @@ int fr_add_transposed_f32(int M, int n0, int n1, const float *ct, ptrdiff_t ldc,
  * skip the cache. For a matrix written a row at a time and read only much
  * later (the backward's gate gradients for the weight gradients): it no
  * longer evicts what the time loop uses, nor reads each line before writing
- * it. 1 where done (AVX2, which every AVX-512F CPU has; N a multiple of
- * 32, packed 64-byte aligned); else 0, having done nothing. A thread that
+ * it. 1 where done (the AVX2 or AVX-512 level, by AVX2 stores; N a multiple
+ * of 32, packed 64-byte aligned); else 0, having done nothing. A thread that
  * wrote so calls fr_stream_fence() before other threads read the rows. */
 int fr_pack_row_stream_f32(int N, int K, size_t k, const float *row, float *packed);
 void fr_stream_fence(void);
 
-/* Rows per kernel call with the ISA in use (8 for AVX-512, 6 for AVX2, 4
- * generic): a product computes its rows in blocks of as many from its first
- * row, so products split at multiples of it make the same kernel calls. */
+/* Rows per kernel call at the SIMD level in use (fastrnn.h: fr_simd_level;
+ * 8 for AVX-512, 6 for AVX2, 4 generic): a product computes its rows in
+ * blocks of as many from its first row, so products split at multiples of
+ * it make the same kernel calls. */
 int fr_matmul_row_block(void);
-
-/* Which SIMD code runs (for tests and benchmarks; the default is the best the
- * CPU supports). fr_matmul_set_isa(FR_ISA_AUTO) restores the default; asking
- * for an ISA the CPU (or the build) lacks returns -1 and changes nothing.
- * Otherwise returns the ISA now in use. Not meant to be called while another
- * thread is inside fr_matmul_packed_f32. */
-enum { FR_ISA_AUTO = 0, FR_ISA_GENERIC = 1, FR_ISA_AVX2 = 2, FR_ISA_AVX512 = 3 };
-int fr_matmul_set_isa(int isa);
-int fr_matmul_isa(void);                 /* the ISA in use: FR_ISA_GENERIC.. */
-const char *fr_matmul_isa_name(int isa); /* "generic", "avx2", "avx512" */
 
 #ifdef __cplusplus
 }

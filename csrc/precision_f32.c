@@ -1,4 +1,6 @@
-/* precision_f32.c - the kernels in float32 (see internal.h). */
+/* precision_f32.c - the kernels in float32 (see internal.h): the baseline
+ * kernel set, which precision_f32_avx2.c and precision_f32_avx512.c compile
+ * again for their SIMD levels. */
 #include <string.h>
 #include "internal.h"
 #include "activations.h"
@@ -6,7 +8,7 @@
 #include "vmath.h"
 
 #define real float
-#define FN(name) name##_f32
+#define FN(name) FR_SUFFIXED(name##_f32, FR_KERNEL_SUFFIX)
 #define SIGMOID fr_sigmoidf
 #define TANH fr_tanhf
 #define SIGMOID_N fr_sigmoid_f32
@@ -22,12 +24,12 @@
 #include "gemm.inc"
 
 /* the packed products: the SIMD kernels of matmul.c */
-static void pack_rows_f32(int N, int K, const float *W, float *packed)
+static void FN(pack_rows)(int N, int K, const float *W, float *packed)
 {
     fr_pack_f32(N, K, W, packed);
 }
 
-static void matmul_packed_f32(const fr_blas *blas, int M, int n0, int n1, int K,
+static void FN(matmul_packed)(const fr_blas *blas, int M, int n0, int n1, int K,
                               const float *A, int lda, const float *packed, float beta,
                               float *C, int ldc)
 {
@@ -35,7 +37,7 @@ static void matmul_packed_f32(const fr_blas *blas, int M, int n0, int n1, int K,
     fr_matmul_packed_f32(M, n0, n1, K, A, lda, packed, beta, C, ldc);
 }
 
-static void matmul_packed_at_f32(const fr_blas *blas, int M, int n0, int n1, int K,
+static void FN(matmul_packed_at)(const fr_blas *blas, int M, int n0, int n1, int K,
                                  const float *A, int lda, const float *packed, float beta,
                                  float *C, int ldc)
 {
@@ -49,3 +51,4 @@ static void matmul_packed_at_f32(const fr_blas *blas, int M, int n0, int n1, int
 #include "sequence.inc"
 #include "stream.inc"
 #include "sequence_backward.inc"
+#include "kernels.inc"

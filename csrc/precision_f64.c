@@ -1,10 +1,12 @@
-/* precision_f64.c - the kernels in float64 (see internal.h). */
+/* precision_f64.c - the kernels in float64 (see internal.h): the baseline
+ * kernel set, which precision_f64_avx2.c and precision_f64_avx512.c compile
+ * again for their SIMD levels. */
 #include <string.h>
 #include "internal.h"
 #include "activations.h"
 
 #define real double
-#define FN(name) name##_f64
+#define FN(name) FR_SUFFIXED(name##_f64, FR_KERNEL_SUFFIX)
 #define SIGMOID fr_sigmoid
 #define TANH fr_tanh
 #define BLAS_GEMM blas->dgemm
@@ -38,3 +40,4 @@ static void tanh_n_f64(int n, const double *x, double *y)
 #include "sequence.inc"
 #include "stream.inc"
 #include "sequence_backward.inc"
+#include "kernels.inc"

@@ -4,17 +4,16 @@
  * AVX-512: exp by range reduction, x = n ln2 + r, e^x = 2^n e^r with Cephes'
  * polynomial for e^r and vscalefps for 2^n; tanh by Eigen's rational form
  * x P(x^2) / Q(x^2); reciprocals by vrcp14ps and one Newton step. AVX2+FMA:
- * the same with 8 lanes, 2^n built from the exponent bits and vrcpps. Other
- * CPUs: the scalar forms of activations.h, which the compiler vectorises.
+ * the same with 8 lanes, 2^n built from the exponent bits and vrcpps. The
+ * generic level: the scalar forms of activations.h, which the compiler
+ * vectorises. The level in use picks (fastrnn.h: fr_simd_level).
  * Clamps use min/max with the input second, so NaN passes through. */
 #include "vmath.h"
 
 #include "activations.h"
-#include "matmul.h"
-
-#if defined(__GNUC__) && (defined(__x86_64__) || defined(__i386__)) && \
-    !defined(FR_MATMUL_NO_SIMD)
-#define FR_X86_SIMD 1
+#include "fastrnn.h"
+#include "simd.h"
+#ifdef FR_X86_SIMD
 #include <immintrin.h>
 #endif
 
@@ -259,7 +258,7 @@ int fr_lstm_forward_f32(int n, int H, float *pre, const float *bias, const float
                         const float *c_in, float *c_out, float *h)
 {
 #ifdef FR_X86_SIMD
-    if (fr_matmul_isa() == FR_ISA_AVX512) {
+    if (fr_simd_level() == FR_SIMD_AVX512) {
         lstm_forward_avx512(n, H, pre, bias, peep, c_in, c_out, h);
         return 1;
     }
@@ -272,7 +271,7 @@ int fr_gru_forward_f32(int n, int H, float *x, const float *r, const float *bias
                        const float *h, float *h_out)
 {
 #ifdef FR_X86_SIMD
-    if (fr_matmul_isa() == FR_ISA_AVX512) {
+    if (fr_simd_level() == FR_SIMD_AVX512) {
         gru_forward_avx512(n, H, x, r, bias, a_out, h, h_out);
         return 1;
     }
@@ -283,10 +282,10 @@ int fr_gru_forward_f32(int n, int H, float *x, const float *r, const float *bias
 
 void fr_sigmoid_f32(int n, const float *x, float *y)
 {
-    switch (fr_matmul_isa()) {
+    switch (fr_simd_level()) {
 #ifdef FR_X86_SIMD
-    case FR_ISA_AVX512: sigmoid_avx512(n, x, y); return;
-    case FR_ISA_AVX2: sigmoid_avx2(n, x, y); return;
+    case FR_SIMD_AVX512: sigmoid_avx512(n, x, y); return;
+    case FR_SIMD_AVX2: sigmoid_avx2(n, x, y); return;
 #endif
     default: sigmoid_generic(n, x, y); return;
     }
@@ -294,10 +293,10 @@ void fr_sigmoid_f32(int n, const float *x, float *y)
 
 void fr_tanh_f32(int n, const float *x, float *y)
 {
-    switch (fr_matmul_isa()) {
+    switch (fr_simd_level()) {
 #ifdef FR_X86_SIMD
-    case FR_ISA_AVX512: tanh_avx512(n, x, y); return;
-    case FR_ISA_AVX2: tanh_avx2(n, x, y); return;
+    case FR_SIMD_AVX512: tanh_avx512(n, x, y); return;
+    case FR_SIMD_AVX2: tanh_avx2(n, x, y); return;
 #endif
     default: tanh_generic(n, x, y); return;
     }

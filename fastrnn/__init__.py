@@ -4,6 +4,7 @@
     lstm = fr.LSTM(64, 128, num_layers=2)
     y, (h_n, c_n) = lstm(x)                  # x (T, B, 64)
 """
+from .simd import simd_level  # first: FASTRNN_ISA applies before anything runs
 from .cells import GRUCell, LSTMCell, RNNCell
 from .layers import GRU, LSTM, RNN
 from .stream import Stream
@@ -26,4 +27,4 @@ MODELS = {cls.__name__: cls for cls in (RNN, LSTM, GRU, RNNCell, LSTMCell, GRUCe
 __all__ = ["RNN", "LSTM", "GRU", "RNNCell", "LSTMCell", "GRUCell", "load",
            "Embedding", "Linear", "cross_entropy", "SGD", "Adam", "AdamW", "Adagrad",
            "clip_grad_norm_", "clip_grad_value_", "StepLR", "CosineLR", "TBPTT",
-           "from_torch", "interop", "onnx", "Stream"]
+           "from_torch", "interop", "onnx", "Stream", "simd_level"]

@@ -203,6 +203,29 @@ def max_threads():
     return fr_max_threads()
 
 
+cdef extern from "fastrnn.h" nogil:
+    enum:
+        FR_SIMD_GENERIC, FR_SIMD_AVX2, FR_SIMD_AVX512
+    int fr_simd_level()
+    int fr_set_simd_level(int level)
+    const char *fr_simd_level_name(int level)
+
+_SIMD_LEVELS = {"generic": FR_SIMD_GENERIC, "avx2": FR_SIMD_AVX2, "avx512": FR_SIMD_AVX512}
+
+
+def simd_level():
+    """The SIMD path every kernel runs: "avx512", "avx2" or "generic"."""
+    return fr_simd_level_name(fr_simd_level()).decode()
+
+
+def set_simd_level(str name):
+    """Run the SIMD path `name` (a simd_level() value) from now on: True, or
+    False, changing nothing, where the CPU (or the build) lacks it. Only
+    while no other thread is in a fastrnn call (fastrnn.simd does it once,
+    at import)."""
+    return name in _SIMD_LEVELS and fr_set_simd_level(_SIMD_LEVELS[name]) >= 0
+
+
 def aligned_empty(Py_ssize_t n, dtype):
     """An uninitialised 1-D array of n elements starting on a 64-byte boundary."""
     itemsize = np.dtype(dtype).itemsize

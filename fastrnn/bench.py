@@ -791,6 +791,24 @@ def cpu_model():
     return f"{name} ({', '.join(extra)})" if extra else name
 
 
+def l2_per_core():
+    """One core's L2 cache, e.g. '1280 KB', as Linux's sysfs tells it for
+    cpu0; None where it does not."""
+    base = "/sys/devices/system/cpu/cpu0/cache"
+
+    def read(index, name):
+        with open(os.path.join(base, index, name)) as f:
+            return f.read().strip()
+    try:
+        for index in sorted(os.listdir(base)):
+            if read(index, "level") == "2" and read(index, "type") in ("Unified", "Data"):
+                size = read(index, "size")
+                return size[:-1] + " KB" if size.endswith("K") else size
+    except OSError:
+        pass
+    return None
+
+
 def _loadavg():
     try:
         return [round(v, 2) for v in os.getloadavg()]
@@ -816,6 +834,8 @@ def machine_info(found, threads):
         pools, versions["threadpoolctl"] = None, None
     usable = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
     return {"cpu": cpu_model(), "logical_cores": os.cpu_count(), "usable_cores": usable,
+            "l2_per_core": l2_per_core(), "simd": fastrnn.simd_level(),
+            "FASTRNN_ISA": os.environ.get("FASTRNN_ISA"),
             "platform": platform.platform(), "threads": threads, "versions": versions,
             "threadpools": pools, "fastrnn_threads": fastrnn.get_num_threads(),
             "OPENBLAS_CORETYPE": os.environ.get("OPENBLAS_CORETYPE"),
@@ -831,6 +851,8 @@ def format_header(meta):
              f"- command: `{meta.get('command') or 'fastrnn bench'}`; started {meta['started']}",
              f"- CPU: {meta['cpu']}, {meta['logical_cores']} logical cores "
              f"({meta['usable_cores']} usable); load average {meta['load_average_start']}",
+             f"- SIMD path: {meta['simd']} (FASTRNN_ISA={meta['FASTRNN_ISA'] or '(unset)'}); "
+             f"L2 per core: {meta['l2_per_core'] or 'unknown'}",
              "- " + ", ".join(f"{k} {v[k] or 'not installed'}" for k in
                               ("python", "numpy", "scipy", "fastrnn", "torch", "onnxruntime",
                                "onnx", "threadpoolctl"))]

@@ -13,6 +13,7 @@
  *       isa: auto avx512 avx2 generic; M: the batch sizes (default 1 4 16 32 64)
  */
 #define _POSIX_C_SOURCE 200809L
+#include "fastrnn.h"
 #include "matmul.h"
 
 #include <stdio.h>
@@ -106,16 +107,16 @@ int main(int argc, char **argv)
 {
     scipy_openblas_set_num_threads(1);
     if (argc > 1) {
-        int isa = !strcmp(argv[1], "auto") ? FR_ISA_AUTO
-                : !strcmp(argv[1], "avx512") ? FR_ISA_AVX512
-                : !strcmp(argv[1], "avx2")   ? FR_ISA_AVX2
-                : !strcmp(argv[1], "generic") ? FR_ISA_GENERIC : -2;
-        if (isa == -2 || fr_matmul_set_isa(isa) < 0) {
+        int isa = !strcmp(argv[1], "auto") ? FR_SIMD_AUTO
+                : !strcmp(argv[1], "avx512") ? FR_SIMD_AVX512
+                : !strcmp(argv[1], "avx2")   ? FR_SIMD_AVX2
+                : !strcmp(argv[1], "generic") ? FR_SIMD_GENERIC : -2;
+        if (isa == -2 || fr_set_simd_level(isa) < 0) {
             fprintf(stderr, "isa %s: unknown or not supported by this CPU\n", argv[1]);
             return 1;
         }
     }
-    printf("isa %s, 1 thread, median of %d batches\n", fr_matmul_isa_name(fr_matmul_isa()),
+    printf("isa %s, 1 thread, median of %d batches\n", fr_simd_level_name(fr_simd_level()),
            BATCHES);
     printf("| M | H=K | N | ours us | ours GFLOP/s | ours W GB/s | OpenBLAS us | OpenBLAS GFLOP/s | speed-up |\n");
     printf("|--:|--:|--:|--:|--:|--:|--:|--:|--:|\n");

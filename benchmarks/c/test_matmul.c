@@ -12,6 +12,7 @@
  *       -I csrc benchmarks/c/test_matmul.c csrc/matmul.c -lm -o test_matmul
  *   ./test_matmul [trials]
  */
+#include "fastrnn.h"
 #include "matmul.h"
 
 #include <math.h>
@@ -88,7 +89,7 @@ static int check(int M, int N, int K, int n0, int n1, int lda, int ldc, float be
         }
     if (bad)
         printf("FAIL %s M=%d N=%d K=%d n0=%d n1=%d lda=%d ldc=%d beta=%g: %d bad\n",
-               fr_matmul_isa_name(fr_matmul_isa()), M, N, K, n0, n1, lda, ldc, beta, bad);
+               fr_simd_level_name(fr_simd_level()), M, N, K, n0, n1, lda, ldc, beta, bad);
     free(A); free(W); free(C); free(C0); free(P);
     return bad != 0;
 }
@@ -120,9 +121,9 @@ static int random_case(void)
 int main(int argc, char **argv)
 {
     int trials = argc > 1 ? atoi(argv[1]) : 400, fails = 0;
-    for (int isa = FR_ISA_GENERIC; isa <= FR_ISA_AVX512; isa++) {
-        if (fr_matmul_set_isa(isa) < 0) {
-            printf("%-8s not supported here, skipped\n", fr_matmul_isa_name(isa));
+    for (int isa = FR_SIMD_GENERIC; isa <= FR_SIMD_AVX512; isa++) {
+        if (fr_set_simd_level(isa) < 0) {
+            printf("%-8s not supported here, skipped\n", fr_simd_level_name(isa));
             continue;
         }
         int f = 0;
@@ -136,10 +137,10 @@ int main(int argc, char **argv)
         f += check(64, 1024, 256, 512, 1024, 256, 1024, 0.0f);
         for (int t = 0; t < trials; t++)
             f += random_case();
-        printf("%-8s %s (%d failing cases)\n", fr_matmul_isa_name(isa), f ? "FAIL" : "ok", f);
+        printf("%-8s %s (%d failing cases)\n", fr_simd_level_name(isa), f ? "FAIL" : "ok", f);
         fails += f;
     }
-    fr_matmul_set_isa(FR_ISA_AUTO);
+    fr_set_simd_level(FR_SIMD_AUTO);
     /* K = 0: C = beta*C; M = 0 and empty ranges do nothing */
     float c[3] = {NAN, NAN, NAN}, p[1] = {0};
     fr_matmul_packed_f32(1, 0, 3, 0, p, 1, p, 0.0f, c, 3);

@@ -51,12 +51,12 @@ static void check_pack(rng_t *r, fr_dtype dt, int N, int K)
 /* ---- fr_matmul_packed_f32, fr_matmul_packed_at_f32 ---------------------- */
 
 /* at: A given transposed, (K, M) with leading dimension lda */
-static void check_matmul(rng_t *r, int isa, int at, int M, int N, int K, int n0, int n1,
+static void check_matmul(rng_t *r, int level, int at, int M, int N, int K, int n0, int n1,
                          float beta, int lda_extra, int ldc_extra)
 {
     snprintf(g_case, sizeof g_case,
              "matmul%s %s M=%d N=%d K=%d n=[%d,%d) beta=%g lda+%d ldc+%d", at ? "_at" : "",
-             fr_matmul_isa_name(isa), M, N, K, n0, n1, beta, lda_extra, ldc_extra);
+             fr_simd_level_name(level), M, N, K, n0, n1, beta, lda_extra, ldc_extra);
     const int rows_a = at ? K : M, cols_a = at ? M : K;   /* A as stored */
     const int lda = cols_a + lda_extra, ldc = n1 + ldc_extra;
     size_t na = rows_a && cols_a ? (size_t)(rows_a - 1) * lda + cols_a : 0;

@@ -58,7 +58,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     int M = (int)((seed >> 16) % 13), N = 1 + (int)((seed >> 20) % 80);
     int K = (int)((seed >> 28) % 50), n0 = (int)((seed >> 34) % (uint64_t)(N + 1));
     int n1 = n0 + (int)((seed >> 40) % (uint64_t)(N - n0 + 1));
-    check_matmul(&r, fr_matmul_isa(), (int)(seed >> 52) & 1, M, N, K, n0, n1,
+    check_matmul(&r, fr_simd_level(), (int)(seed >> 52) & 1, M, N, K, n0, n1,
                  (seed >> 46) & 1 ? 1.0f : 0.0f, (int)((seed >> 47) & 3), (int)((seed >> 49) & 3));
     check_pack(&r, (seed >> 51) & 1 ? FR_F64 : FR_F32, N, K ? K : 1);
     if (g_failures) {

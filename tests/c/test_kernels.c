@@ -65,8 +65,8 @@ int main(int argc, char **argv)
                 check_pack(&r, (fr_dtype)dt, ns[a], ks[b]);
     }
 
-    for (int isa = FR_ISA_GENERIC; isa <= FR_ISA_AVX512; isa++) {
-        if (fr_matmul_set_isa(isa) < 0)
+    for (int level = FR_SIMD_GENERIC; level <= FR_SIMD_AVX512; level++) {
+        if (fr_set_simd_level(level) < 0)
             continue;
         for (int i = 0; i < 100 * rounds; i++, checks++) {
             int M = rng_int(&r, 0, 20), N = rng_int(&r, 1, 100), K = rng_int(&r, 0, 70);
@@ -76,16 +76,16 @@ int main(int argc, char **argv)
                 n1 = rng_int(&r, 0, 1) ? N : (n1 + 31) / 32 * 32 < N ? (n1 + 31) / 32 * 32 : N;
             }
             static const float betas[] = {0.0f, 1.0f, 0.5f};
-            check_matmul(&r, isa, i & 1, M, N, K, n0, n1, betas[rng_int(&r, 0, 2)],
+            check_matmul(&r, level, i & 1, M, N, K, n0, n1, betas[rng_int(&r, 0, 2)],
                          rng_int(&r, 0, 3), rng_int(&r, 0, 3));
         }
         for (int i = 0; i < 4; i++, checks++) {  /* A transposed: K in blocks of 1024 rows */
             int N = rng_int(&r, 1, 70);
-            check_matmul(&r, isa, 1, rng_int(&r, 1, 20), N, rng_int(&r, 1000, 2100), 0, N,
+            check_matmul(&r, level, 1, rng_int(&r, 1, 20), N, rng_int(&r, 1000, 2100), 0, N,
                          i & 1 ? 0.5f : 0.0f, rng_int(&r, 0, 3), rng_int(&r, 0, 3));
         }
     }
-    fr_matmul_set_isa(FR_ISA_AUTO);
+    fr_set_simd_level(FR_SIMD_AUTO);
 
     for (int round = 0; round < rounds; round++)
         for (int k = 0; k < NKINDS; k++) {
@@ -109,10 +109,12 @@ int main(int argc, char **argv)
                              rng_int(&r, 0, 1));
         }
 
-    /* forward, backward and stream under every SIMD level (with AVX-512F the
-     * float32 LSTM and GRU forwards are one pass of their own, vmath.h) */
-    for (int isa = FR_ISA_GENERIC; isa <= FR_ISA_AVX512; isa++) {
-        if (fr_matmul_set_isa(isa) < 0)
+    /* forward, backward and stream under every SIMD level (at the AVX-512
+     * level the float32 LSTM and GRU forwards are one pass of their own,
+     * vmath.h; built with FR_NO_CLONES, as here, every level runs the
+     * baseline kernel set around the level's products and activations) */
+    for (int level = FR_SIMD_GENERIC; level <= FR_SIMD_AVX512; level++) {
+        if (fr_set_simd_level(level) < 0)
             continue;
         for (int k = 0; k < NKINDS; k++, checks += 3) {
             layer_case c = random_case(&r, k, 0);
@@ -124,7 +126,7 @@ int main(int argc, char **argv)
                          rng_int(&r, 1, 4), rng_int(&r, 1, 5), rng_int(&r, 0, 1));
         }
     }
-    fr_matmul_set_isa(FR_ISA_AUTO);
+    fr_set_simd_level(FR_SIMD_AUTO);
 
     /* the threaded time loop (two OpenMP threads), forward and backward */
     for (int k = 0; k < NKINDS; k++, checks++) {
