@@ -126,10 +126,15 @@ __attribute__((target("avx2,fma"))) static inline __m256 exp8(__m256 x)
     return _mm256_mul_ps(p, _mm256_castsi256_ps(e));   /* NaN x: p is NaN */
 }
 
+/* vrcpps has 12 bits: two Newton steps r += r (1 - d r). One leaves 1 / 1 at
+ * 1 - 2^-24, so a saturated gate (sigmoid = 1) would shrink c at every step;
+ * after two, 1 / 1 is 1 and sigmoid(0) is 0.5. */
 __attribute__((target("avx2,fma"))) static inline __m256 recip8(__m256 d)
 {
+    const __m256 one = _mm256_set1_ps(1.0f);
     __m256 r = _mm256_rcp_ps(d);
-    return _mm256_mul_ps(r, _mm256_fnmadd_ps(d, r, _mm256_set1_ps(2.0f)));
+    r = _mm256_fmadd_ps(r, _mm256_fnmadd_ps(d, r, one), r);
+    return _mm256_fmadd_ps(r, _mm256_fnmadd_ps(d, r, one), r);
 }
 
 /* exactly 0 where e^-x would overflow (exp8 clamps its argument) */
@@ -160,7 +165,7 @@ __attribute__((target("avx2,fma"))) static inline __m256 tanh8(__m256 x)
 ARRAY8(sigmoid_avx2, sigmoid8, sigmoid_generic)
 ARRAY8(tanh_avx2, tanh8, tanh_generic)
 
-/* ---- The LSTM and GRU cells' forward passes, AVX-512F, one pass ----
+/* ---- The LSTM and GRU cells' forward passes in one pass: AVX-512F ----
  * lstm_cell.inc and gru_cell.inc state the math and the layouts; these
  * compute it in the order of operations of their loops (where the compiler
  * fuses a multiply-add there, here it is an FMA), 16 units at a time (the
@@ -252,15 +257,111 @@ __attribute__((target("avx512f"))) static void gru_forward_avx512(
 #undef LOAD16
 #undef STORE16
 
+/* ---- The same cells for AVX2 + FMA, 8 units at a time ----
+ * The tail of a row (fewer than 8 units) goes through vmaskmov loads and
+ * stores, which touch nothing past the row. */
+
+#define LOAD8(p) (m8 ? _mm256_maskload_ps(p, mask) : _mm256_loadu_ps(p))
+#define STORE8(p, v) (m8 ? _mm256_maskstore_ps(p, mask, v) : _mm256_storeu_ps(p, v))
+
+/* the first n (< 8) lanes */
+__attribute__((target("avx2,fma"))) static inline __m256i first8(int n)
+{
+    return _mm256_cmpgt_epi32(_mm256_set1_epi32(n), _mm256_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7));
+}
+
+/* FR_PEEP(p, c): p * c, or 0 where p == 0 (no 0 * inf) */
+__attribute__((target("avx2,fma"))) static inline __m256 peep8(const int m8, __m256i mask,
+                                                               const float *p, __m256 c)
+{
+    __m256 q = LOAD8(p);
+    return _mm256_and_ps(_mm256_cmp_ps(q, _mm256_setzero_ps(), _CMP_NEQ_UQ), _mm256_mul_ps(q, c));
+}
+
+__attribute__((target("avx2,fma"), always_inline)) static inline void lstm8(
+    const int peephole, const int m8, __m256i mask, int H, float *pre, const float *bias,
+    const float *peep, const float *c_in, float *c_out, float *h)
+{
+    __m256 c = LOAD8(c_in), bi = LOAD8(bias), bf = LOAD8(bias + H);
+    if (peephole) {
+        bi = _mm256_add_ps(bi, peep8(m8, mask, peep, c));
+        bf = _mm256_add_ps(bf, peep8(m8, mask, peep + H, c));
+    }
+    __m256 i = sigmoid8(_mm256_add_ps(LOAD8(pre), bi));
+    __m256 f = sigmoid8(_mm256_add_ps(LOAD8(pre + H), bf));
+    __m256 g = tanh8(_mm256_add_ps(LOAD8(pre + 2 * H), LOAD8(bias + 2 * H)));
+    c = _mm256_fmadd_ps(f, c, _mm256_mul_ps(i, g));
+    __m256 bo = LOAD8(bias + 3 * H);
+    if (peephole)
+        bo = _mm256_add_ps(bo, peep8(m8, mask, peep + 2 * H, c));
+    __m256 o = sigmoid8(_mm256_add_ps(LOAD8(pre + 3 * H), bo));
+    STORE8(pre, i);
+    STORE8(pre + H, f);
+    STORE8(pre + 2 * H, g);
+    STORE8(pre + 3 * H, o);
+    STORE8(c_out, c);
+    STORE8(h, _mm256_mul_ps(tanh8(c), o));
+}
+
+__attribute__((target("avx2,fma"))) static void lstm_forward_avx2(
+    int n, int H, float *pre, const float *bias, const float *peep, const float *c_in,
+    float *c_out, float *h)
+{
+    const __m256i all = _mm256_set1_epi32(-1);
+    int j = 0;
+    if (peep) {
+        for (; j + 8 <= n; j += 8)
+            lstm8(1, 0, all, H, pre + j, bias + j, peep + j, c_in + j, c_out + j, h + j);
+    } else {
+        for (; j + 8 <= n; j += 8)
+            lstm8(0, 0, all, H, pre + j, bias + j, NULL, c_in + j, c_out + j, h + j);
+    }
+    if (j < n)
+        lstm8(peep != NULL, 1, first8(n - j), H, pre + j, bias + j, peep ? peep + j : NULL,
+              c_in + j, c_out + j, h + j);
+}
+
+__attribute__((target("avx2,fma"), always_inline)) static inline void gru8(
+    const int m8, __m256i mask, int H, float *xj, const float *rj, const float *bj,
+    float *a_out, const float *h, float *h_out)
+{
+    __m256 rg = sigmoid8(_mm256_add_ps(LOAD8(xj), _mm256_add_ps(LOAD8(rj), LOAD8(bj))));
+    __m256 z = sigmoid8(
+        _mm256_add_ps(LOAD8(xj + H), _mm256_add_ps(LOAD8(rj + H), LOAD8(bj + H))));
+    __m256 a = _mm256_add_ps(LOAD8(rj + 2 * H), LOAD8(bj + 3 * H));
+    __m256 nn = tanh8(
+        _mm256_add_ps(LOAD8(xj + 2 * H), _mm256_fmadd_ps(rg, a, LOAD8(bj + 2 * H))));
+    STORE8(xj, rg);
+    STORE8(xj + H, z);
+    STORE8(xj + 2 * H, nn);
+    STORE8(a_out, a);
+    STORE8(h_out, _mm256_fmadd_ps(z, _mm256_sub_ps(LOAD8(h), nn), nn));
+}
+
+__attribute__((target("avx2,fma"))) static void gru_forward_avx2(
+    int n, int H, float *x, const float *r, const float *bias, float *a_out, const float *h,
+    float *h_out)
+{
+    const __m256i all = _mm256_set1_epi32(-1);
+    int j = 0;
+    for (; j + 8 <= n; j += 8)
+        gru8(0, all, H, x + j, r + j, bias + j, a_out + j, h + j, h_out + j);
+    if (j < n)
+        gru8(1, first8(n - j), H, x + j, r + j, bias + j, a_out + j, h + j, h_out + j);
+}
+
+#undef LOAD8
+#undef STORE8
+
 #endif /* FR_X86_SIMD */
 
 int fr_lstm_forward_f32(int n, int H, float *pre, const float *bias, const float *peep,
                         const float *c_in, float *c_out, float *h)
 {
 #ifdef FR_X86_SIMD
-    if (fr_simd_level() == FR_SIMD_AVX512) {
-        lstm_forward_avx512(n, H, pre, bias, peep, c_in, c_out, h);
-        return 1;
+    switch (fr_simd_level()) {
+    case FR_SIMD_AVX512: lstm_forward_avx512(n, H, pre, bias, peep, c_in, c_out, h); return 1;
+    case FR_SIMD_AVX2: lstm_forward_avx2(n, H, pre, bias, peep, c_in, c_out, h); return 1;
     }
 #endif
     (void)n, (void)H, (void)pre, (void)bias, (void)peep, (void)c_in, (void)c_out, (void)h;
@@ -271,9 +372,9 @@ int fr_gru_forward_f32(int n, int H, float *x, const float *r, const float *bias
                        const float *h, float *h_out)
 {
 #ifdef FR_X86_SIMD
-    if (fr_simd_level() == FR_SIMD_AVX512) {
-        gru_forward_avx512(n, H, x, r, bias, a_out, h, h_out);
-        return 1;
+    switch (fr_simd_level()) {
+    case FR_SIMD_AVX512: gru_forward_avx512(n, H, x, r, bias, a_out, h, h_out); return 1;
+    case FR_SIMD_AVX2: gru_forward_avx2(n, H, x, r, bias, a_out, h, h_out); return 1;
     }
 #endif
     (void)n, (void)H, (void)x, (void)r, (void)bias, (void)a_out, (void)h, (void)h_out;

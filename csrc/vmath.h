@@ -12,7 +12,7 @@ void fr_tanh_f32(int n, const float *x, float *y);      /* y = tanh(x) */
 /* The forward passes of the LSTM cell (peep NULL: no peepholes) and of the
  * GRU cell in PyTorch's form, n units of one batch row, with the arguments
  * and in-place outputs of lstm_cell.inc's and gru_cell.inc's forward (which
- * state the math), in one SIMD pass: 1 at the AVX-512 level; else 0,
+ * state the math), in one SIMD pass: 1 at the AVX-512 and AVX2 levels; else 0,
  * having done nothing (the caller then runs its passes over the arrays). */
 int fr_lstm_forward_f32(int n, int H, float *pre, const float *bias, const float *peep,
                         const float *c_in, float *c_out, float *h);
