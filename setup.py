@@ -13,7 +13,7 @@ from setuptools import Extension, setup
 
 sources = ["fastrnn/_core.pyx"] + [
     os.path.join("csrc", f) for f in (
-        "fastrnn.c", "simd.c", "matmul.c", "vmath.c", "optim.c",
+        "fastrnn.c", "simd.c", "matmul.c", "vmath.c", "optim.c", "fma_peak.c",
         "precision_f32.c", "precision_f64.c", "precision_f32_avx2.c", "precision_f64_avx2.c",
         "precision_f32_avx512.c", "precision_f64_avx512.c")
 ]

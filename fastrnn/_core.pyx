@@ -555,6 +555,9 @@ cdef extern from "matmul.h" nogil:
     void fr_matmul_packed_f32(int M, int n0, int n1, int K, const float *A, int lda,
                               const float *packed, float beta, float *C, int ldc)
 
+cdef extern from "fma_peak.h" nogil:
+    double fr_fma_peak(double seconds)
+
 cdef extern from *:
     """
     /* A stream's owner flag, taken by compare-and-swap: two threads never
@@ -918,3 +921,16 @@ def time_product(w, packed, int M, int reps):
                 sgemm(&tr, &nt, &N, &M, &K, &one, <float *>W, &K, a, &K, &zero, c, &N)
         t1 = _now()
     return (t1 - t0) / max(reps, 1)
+
+
+def fma_peak(double seconds=0.2):
+    """FLOP/s of float32 multiply-adds on one core (the calling thread) in the
+    SIMD code of simd_level(): the best of a few runs of a register-only loop,
+    about `seconds` in all (fma_peak.h; benchmarks: what a kernel's GFLOP/s
+    is a fraction of)."""
+    if not 0 < seconds < float("inf"):
+        raise ValueError(f"seconds: expected a positive finite number, got {seconds!r}")
+    cdef double flops
+    with nogil:
+        flops = fr_fma_peak(seconds)
+    return flops

@@ -6,11 +6,12 @@
     fastrnn bench --list                   # the row names --only matches
 
 Markdown tables go to stdout, a progress bar to stderr. --json writes
-{"meta": {machine, versions, thread pools, config, SGEMM references},
+{"meta": {machine, versions, thread pools, config, SGEMM references, FMA peak},
  "results": [{"scenario", "cell", "name", "params", "engine", "status"
  ('ok' | 'skipped' | 'mismatch' | 'error'), "reason", "samples_s" (every timed
  call), "median_s", "p99_s", "round_medians_s", "spread_s", "iqr_s", "gflops",
- "sgemm_fraction", "ratio_vs_fastrnn", "rel_err", "others_load", ...}]}.
+ "sgemm_fraction", "peak_fraction", "ratio_vs_fastrnn", "rel_err", "others_load",
+ ...}]}.
 Exit status 1 when an engine mismatched or failed, 2 for a usage error.
 
 Scenarios, each for LSTM, GRU and RNN (tanh), I = H, float32:
@@ -58,9 +59,19 @@ Method.
   the medians (> 1: fastrnn is faster), GFLOP/s, and the fraction of the
   machine's own SGEMM rate: the same products (same M, K, N, as many calls)
   run by scipy.linalg.blas.sgemm at the run's thread count, timed once per
-  shape with SciPy's Python call cost (a 1x1x1 sgemm) subtracted. "load" is the
+  shape with SciPy's Python call cost (a 1x1x1 sgemm) subtracted; and the
+  fraction of the FMA peak (below). "load" is the
   number of cores other processes kept busy while the row ran (/proc/stat):
   rows well above 0 are not to be trusted.
+- FMA peak: measured once per run, before the rows, at the SIMD path that
+  runs (fr.simd_level()): float32 multiply-adds in a register-only loop on one
+  core (fastrnn._core.fma_peak: AVX-512 or AVX2 FMAs; for the generic path the
+  code the compiler makes of plain C, on x86-64 SSE2 multiplies and adds), the
+  best of 10 runs of 20 ms. With N threads the peak is N times the one-core
+  figure (N: the physical cores the threads can run on, at most the thread
+  count): the issue's goals are per core, one core is measured undisturbed by
+  whatever runs on the others, and N x one core is an upper bound (all cores
+  busy may clock lower), so the fraction never flatters.
 - FLOPs: 2 G H (I + H) per row and step (G = 4, 3, 1 gates); training adds
   the backward products dh (2 G H H), dW_hh (2 G H H) and dW_ih (2 G H I).
 
@@ -112,6 +123,7 @@ class Config:
     max_calls: int = 2000        # per engine per round
     settle: float = 0.1          # idle seconds before each turn, with > 1 thread
     sgemm_time: float = 0.2      # seconds of SGEMM timing per shape
+    peak_time: float = 0.2       # seconds of the FMA peak's measurement
 
 
 FULL = Config(stream_sizes=(64, 128, 256, 512), seq_len=100, seq_batches=(1, 16, 64),
@@ -122,7 +134,7 @@ QUICK = Config(stream_sizes=(64, 256), seq_len=100, seq_batches=(1, 64), seq_siz
                max_calls=1000, settle=0.03, sgemm_time=0.05)
 TINY = Config(stream_sizes=(16,), seq_len=5, seq_batches=(2,), seq_sizes=(16,),   # tests only
               train_shape=(4, 2, 16), rounds=2, min_time=0.0, warmup=0.0, min_calls=2,
-              max_calls=20, settle=0.0, sgemm_time=0.0)
+              max_calls=20, settle=0.0, sgemm_time=0.0, peak_time=0.01)
 
 
 @dataclass(frozen=True)
@@ -634,8 +646,10 @@ def _summary(rounds):
             "spread_s": [min(medians), max(medians)], "n_samples": int(every.size)}
 
 
-def bench_row(row, found, config, threads, timer_ns, sgemm_cache, faulty=(), log=None):
-    """Gate and time every engine of one row: a list of result dicts."""
+def bench_row(row, found, config, threads, timer_ns, sgemm_cache, faulty=(), log=None,
+              peak_gflops=None):
+    """Gate and time every engine of one row: a list of result dicts.
+    peak_gflops: the FMA peak at the run's thread count (fma_peak's "gflops")."""
     log = log or (lambda text: print(text, file=sys.stderr))
     engines = SCENARIOS[row.scenario][1]
     torch = (found[TORCH][0] or {}).get("torch")
@@ -644,7 +658,7 @@ def bench_row(row, found, config, threads, timer_ns, sgemm_cache, faulty=(), log
     base = {"scenario": row.scenario, "cell": row.cell, "name": row.name,
             "params": row.params(), "threads": threads}
     empty = {"samples_s": [], "median_s": None, "p99_s": None, "gflops": None,
-             "sgemm_fraction": None, "ratio_vs_fastrnn": None}
+             "sgemm_fraction": None, "peak_fraction": None, "ratio_vs_fastrnn": None}
     results = {e: dict(base, engine=e, status="ok", reason=None, **empty) for e in engines}
 
     def fail(engine, status, reason):
@@ -701,6 +715,7 @@ def bench_row(row, found, config, threads, timer_ns, sgemm_cache, faulty=(), log
         res["gflops"] = flops / res["median_s"] / 1e9
         res["sgemm_gflops"] = flops / t_sgemm / 1e9
         res["sgemm_fraction"] = t_sgemm / res["median_s"]
+        res["peak_fraction"] = res["gflops"] / peak_gflops if peak_gflops else None
         res["others_load"] = load
     fr_median = results[FASTRNN]["median_s"]
     for engine in rounds:
@@ -722,12 +737,13 @@ def run_suite(config, threads, only=None, faulty=(), progress=True, log=None, qu
     with engine_threads(threads, found):
         meta = machine_info(found, threads)
         meta["timer_cost_ns"] = timer_ns = timer_cost()
+        meta["fma_peak"] = peak = fma_peak(threads, config.peak_time)
         for row in rows:
             bar.set_description(row.name)
             if quiet_wait > 0:
                 wait_until_quiet(quiet_wait)
             results += bench_row(row, found, config, threads, timer_ns, sgemm_cache,
-                                 faulty, log)
+                                 faulty, log, peak_gflops=peak["gflops"])
             bar.update()
     bar.close()
     meta.update(config=asdict(config), rows=[r.name for r in rows], only=only,
@@ -809,6 +825,39 @@ def l2_per_core():
     return None
 
 
+def physical_cores(cpus):
+    """How many physical cores the logical CPUs `cpus` belong to (SMT
+    siblings share one core's FMA units), as Linux's sysfs tells it; None
+    where it does not."""
+    cores = set()
+    try:
+        for cpu in cpus:
+            with open(f"/sys/devices/system/cpu/cpu{cpu}/topology/thread_siblings_list") as f:
+                cores.add(f.read().strip())
+    except OSError:
+        return None
+    return len(cores) or None
+
+
+def fma_peak(threads, seconds):
+    """The FMA peak of the SIMD path that runs, measured on one core (see the
+    module's docstring), and at `threads` threads: that times the physical
+    cores the threads can run on."""
+    import fastrnn
+    from fastrnn import _core
+    one = _core.fma_peak(seconds) / 1e9
+    if hasattr(os, "sched_getaffinity"):
+        cpus = sorted(os.sched_getaffinity(0))
+        usable = physical_cores(cpus) or len(cpus)
+    else:
+        usable = os.cpu_count() or 1
+    cores = min(threads, usable)
+    return {"simd": fastrnn.simd_level(), "one_core_gflops": one, "cores": cores,
+            "gflops": cores * one, "seconds": seconds,
+            "method": "float32 multiply-adds in a register-only loop on one core, best of 10 "
+                      "runs; at N threads N cores times the one-core figure"}
+
+
 def _loadavg():
     try:
         return [round(v, 2) for v in os.getloadavg()]
@@ -853,6 +902,7 @@ def format_header(meta):
              f"({meta['usable_cores']} usable); load average {meta['load_average_start']}",
              f"- SIMD path: {meta['simd']} (FASTRNN_ISA={meta['FASTRNN_ISA'] or '(unset)'}); "
              f"L2 per core: {meta['l2_per_core'] or 'unknown'}",
+             _peak_line(meta["fma_peak"]),
              "- " + ", ".join(f"{k} {v[k] or 'not installed'}" for k in
                               ("python", "numpy", "scipy", "fastrnn", "torch", "onnxruntime",
                                "onnx", "threadpoolctl"))]
@@ -874,6 +924,18 @@ def format_header(meta):
         lines.append(f"- WARNING: the machine is busy (load {load}): numbers are not "
                      "to be trusted")
     return "\n".join(lines) + "\n"
+
+
+def _peak_line(peak):
+    if peak["cores"] == 1:
+        return f"- FMA peak ({peak['simd']}, 1 core): {peak['gflops']:.0f} GFLOP/s"
+    return (f"- FMA peak ({peak['simd']}, {peak['cores']} cores): {peak['gflops']:.0f} GFLOP/s "
+            f"= {peak['cores']} x {peak['one_core_gflops']:.0f} measured on one core (all "
+            f"cores busy may clock lower)")
+
+
+def _percent(fraction):
+    return f"{100 * fraction:.0f}%" if fraction >= 0.1 else f"{100 * fraction:.1f}%"
 
 
 def _t(seconds, unit):
@@ -917,8 +979,8 @@ def format_tables(results):
         out.append(f"\n### {title} ({what})\n")
         size_col = {"stream": "H", "sequence": "B, H", "train": "H"}[scenario]
         out.append(f"| cell | {size_col} | " + " | ".join(engines)
-                   + " | fastrnn GFLOP/s | of SGEMM | load |")
-        out.append("|---|--:|" + "--:|" * len(engines) + "--:|--:|--:|")
+                   + " | fastrnn GFLOP/s | of SGEMM | of peak | load |")
+        out.append("|---|--:|" + "--:|" * len(engines) + "--:|--:|--:|--:|")
         names = list(dict.fromkeys(r["name"] for r in mine))
         notes = {}
         for name in names:
@@ -927,7 +989,9 @@ def format_tables(results):
             size = {"stream": f"{p['H']}", "sequence": f"{p['B']}, {p['H']}",
                     "train": f"{p['H']}"}[scenario]
             rate = (f"{fr['gflops']:.1f} | {100 * fr['sgemm_fraction']:.0f}% "
-                    f"({fr['sgemm_gflops']:.0f})" if fr["status"] == "ok" else "- | -")
+                    f"({fr['sgemm_gflops']:.0f}) | "
+                    + (_percent(fr["peak_fraction"]) if fr["peak_fraction"] else "-")
+                    if fr["status"] == "ok" else "- | - | -")
             load = fr.get("others_load")
             out.append(f"| {CELL_NAMES[by[FASTRNN]['cell']]} | {size} | "
                        + " | ".join(_cell_text(by.get(e), unit, latency) for e in engines)
@@ -941,8 +1005,8 @@ def format_tables(results):
     out.append("\n±: half the range of the round medians, relative to the median; (Nx): the "
                "peer's median / fastrnn's, above 1 fastrnn is faster; of SGEMM: fastrnn's "
                "GFLOP/s as a share of scipy's sgemm on the same products at the same thread "
-               "count (its GFLOP/s in brackets); load: cores other processes kept busy "
-               "meanwhile.")
+               "count (its GFLOP/s in brackets); of peak: fastrnn's GFLOP/s as a share of the "
+               "FMA peak in the header; load: cores other processes kept busy meanwhile.")
     return "\n".join(out) + "\n"
 
 

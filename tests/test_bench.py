@@ -1,15 +1,19 @@
 """`fastrnn bench`: the JSON schema, peers that are missing, the correctness
 gate, --only, --plot and the subcommand. All on the test-only tiny sizes
-(--tiny), a few seconds each."""
+(--tiny), a few seconds each. And the FMA peak the rows are measured against
+(_core.fma_peak): its sanity, not fastrnn's speed."""
 
 import json
+import math
+import os
 import subprocess
 import sys
 
 import numpy as np
 import pytest
 
-from fastrnn import bench
+import fastrnn
+from fastrnn import _core, bench
 
 pytest.importorskip("torch")
 pytest.importorskip("onnxruntime")
@@ -18,7 +22,7 @@ pytest.importorskip("onnx")
 ALL = ("fastrnn", "PyTorch", "ONNX Runtime", "NumPy")
 PER_SCENARIO = {"stream": ALL, "sequence": ALL, "train": ("fastrnn", "PyTorch")}
 KEYS = {"scenario", "cell", "name", "params", "engine", "status", "reason", "samples_s",
-        "median_s", "p99_s", "gflops", "sgemm_fraction", "ratio_vs_fastrnn"}
+        "median_s", "p99_s", "gflops", "sgemm_fraction", "peak_fraction", "ratio_vs_fastrnn"}
 
 
 def run(tmp_path, capsys, *args):
@@ -45,6 +49,9 @@ def test_schema_every_engine_every_row(tmp_path, capsys):
     assert {"python", "numpy", "scipy", "fastrnn", "torch", "onnxruntime"} <= set(meta["versions"])
     assert meta["threadpools"] and all(p["num_threads"] == 1 for p in meta["threadpools"])
     assert meta["sgemm"] and all(s["gflops"] > 0 for s in meta["sgemm"])
+    peak = meta["fma_peak"]
+    assert peak["simd"] == meta["simd"] == fastrnn.simd_level() and peak["cores"] == 1
+    assert math.isfinite(peak["gflops"]) and peak["gflops"] == peak["one_core_gflops"] > 0
     rows = bench.rows_for(bench.TINY)
     assert meta["rows"] == [r.name for r in rows]
     for row in rows:
@@ -59,11 +66,15 @@ def test_schema_every_engine_every_row(tmp_path, capsys):
         assert r["median_s"] == pytest.approx(float(np.median(s)), rel=1e-6)
         assert r["p99_s"] >= r["median_s"] > 0
         assert r["gflops"] > 0 and r["sgemm_fraction"] > 0
+        assert 0 < r["peak_fraction"] < 1.5, (r["name"], r["engine"], r["peak_fraction"])
+        assert r["peak_fraction"] == pytest.approx(r["gflops"] / peak["gflops"])
         assert len(r["round_medians_s"]) == bench.TINY.rounds
         if r["engine"] != "fastrnn":
             assert r["rel_err"] < bench.MAX_REL_ERR
     assert "### Streaming step" in out and "### Sequence inference" in out and "### Training" in out
     assert "| cell | H | fastrnn | PyTorch | ONNX Runtime | NumPy |" in out
+    assert f"- FMA peak ({meta['simd']}, 1 core): " in out
+    assert "| fastrnn GFLOP/s | of SGEMM | of peak | load |" in out
 
 
 @pytest.mark.parametrize("missing, engine", [("onnxruntime", "ONNX Runtime"),
@@ -143,5 +154,37 @@ def test_subcommand(tmp_path):
                            "--only", "stream/rnn"], capture_output=True, text=True, timeout=120)
     assert proc.returncode == 0, proc.stderr
     assert "# fastrnn bench (1 thread)" in proc.stdout
+    assert "- FMA peak (" in proc.stdout and "GFLOP/s" in proc.stdout
     assert "| RNN | 16 |" in proc.stdout
     assert "stream/rnn/H16" in proc.stderr          # the progress bar
+
+
+def test_fma_peak_is_a_rate():
+    flops = _core.fma_peak(0.02)
+    assert math.isfinite(flops) and flops > 0
+    for bad in (0, -1, float("nan"), float("inf")):
+        with pytest.raises(ValueError, match="seconds"):
+            _core.fma_peak(bad)
+
+
+def peak_under(isa):
+    """(simd_level(), _core.fma_peak()) in a child Python with FASTRNN_ISA=isa
+    (the level is chosen at import)."""
+    env = dict(os.environ, FASTRNN_ISA=isa)
+    proc = subprocess.run([sys.executable, "-c", "import json, fastrnn as fr\n"
+                           "print(json.dumps([fr.simd_level(), fr._core.fma_peak(0.1)]))"],
+                          env=env, capture_output=True, text=True, timeout=120)
+    assert proc.returncode == 0, proc.stderr
+    return tuple(json.loads(proc.stdout))
+
+
+def test_fma_peak_of_avx2_above_generic():
+    """AVX2's FMAs do 4x the work per instruction of SSE2's separate
+    multiplies and adds: the peak of the avx2 path is above the generic one's
+    on any CPU that has both (a loose check, with room for a busy machine)."""
+    level, avx2 = peak_under("avx2")
+    if level != "avx2":
+        pytest.skip(f"this CPU (or build) has no avx2 path (ran {level})")
+    level, generic = peak_under("generic")
+    assert level == "generic"
+    assert 0 < generic < avx2, (generic, avx2)

@@ -7,6 +7,7 @@
  * Built by the Makefile beside it with AddressSanitizer and UBSan (what
  * .ci/sanitize runs), or without them (make SAN=). Exit status 0: all passed. */
 #include "checks.h"
+#include "fma_peak.h"
 
 static const struct {
     fr_cell cell;
@@ -125,6 +126,17 @@ int main(int argc, char **argv)
                          rng_int(&r, 1, 2), rng_int(&r, 1, 9), rng_int(&r, 1, 40),
                          rng_int(&r, 1, 4), rng_int(&r, 1, 5), rng_int(&r, 0, 1));
         }
+    }
+    fr_set_simd_level(FR_SIMD_AUTO);
+
+    /* the FMA peak of every level: a rate, whatever the machine's load */
+    for (int level = FR_SIMD_GENERIC; level <= FR_SIMD_AVX512; level++) {
+        if (fr_set_simd_level(level) < 0)
+            continue;
+        snprintf(g_case, sizeof g_case, "fma_peak %s", fr_simd_level_name(level));
+        const double flops = fr_fma_peak(0.005);
+        CHECK(flops > 0 && isfinite(flops), "fr_fma_peak = %g FLOP/s", flops);
+        checks++;
     }
     fr_set_simd_level(FR_SIMD_AUTO);
 
