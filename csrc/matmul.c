@@ -27,7 +27,8 @@
  * fr_matmul_packed_at_f32 takes A transposed, (K, M): every kernel has the
  * flag `at` (a compile-time constant in the SIMD ones) that reads A[m, k]
  * from A[k*lda + m] instead of A[m*lda + k]. Its K (the T*B rows of a weight
- * gradient) goes in blocks of KC_AT, each the loop above (see matmul()).
+ * gradient) goes in blocks sized by the L2 cache, A copied a row block at a
+ * time (see matmul_at()).
  *
  * The SIMD kernels prefetch their rows of C before the K loop: in an RNN's
  * time loop C (a step's slice of the input projection) is cold in DRAM.
@@ -44,6 +45,7 @@
 #endif
 
 #define NR 32 /* columns per panel: the pack layout */
+#define MR_MAX 8 /* the most rows a kernel takes (AVX-512) */
 
 int fr_pack_col_block(void) { return NR; }
 
@@ -525,8 +527,62 @@ void fr_stream_fence(void)
 #endif
 }
 
-/* The rows of K a product of A given transposed takes at a time (see matmul()) */
-#define KC_AT 1024
+/* Runs the kernels of the level in use over rows [0, M) and columns [n0, n1)
+ * of one block of K (kk rows of the panels, whose full K is ldp). */
+static void run_block(int at, int M, int n0, int n1, int kk, int ldp, const float *A, int lda,
+                      const float *packed, float beta, float *C, int ldc)
+{
+    switch (fr_simd_level()) {
+#ifdef FR_X86_SIMD
+    case FR_SIMD_AVX512:
+        matmul_avx512(at, M, n0, n1, kk, ldp, A, lda, packed, beta, C, ldc);
+        break;
+    case FR_SIMD_AVX2:
+        matmul_avx2(at, M, n0, n1, kk, ldp, A, lda, packed, beta, C, ldc);
+        break;
+#endif
+    default:
+        matmul_generic(at, M, n0, n1, kk, ldp, A, lda, packed, beta, C, ldc);
+        break;
+    }
+}
+
+/* A given transposed: the weight gradients' X or Hprev, (K = T*B, M), row k
+ * at A + k*lda. A row block's values (mr columns) lie one to a cache line,
+ * K lines apart, and the panels (K*128 bytes each) are read from memory.
+ * So the product goes in blocks of AT_KC rows of K by as many columns as
+ * fill half of L2 with those rows of the panels; in a block, each row block
+ * of A is first copied, k-major, into `slice` (read in order by the kernel,
+ * as fr_matmul_row_block() columns at lda = mr) and then runs over every
+ * panel of the block, which stays in L2 for the next row block. */
+#define AT_KC 256
+
+static void matmul_at(int M, int n0, int n1, int K, const float *A, int lda,
+                      const float *packed, float beta, float *C, int ldc)
+{
+    float slice[AT_KC * MR_MAX];
+    const int mr = fr_matmul_row_block();
+    for (int k0 = 0; k0 < K; k0 += AT_KC) {
+        const int kk = K - k0 < AT_KC ? K - k0 : AT_KC;
+        const float bk = k0 ? 1.0f : beta;
+        const float *b = packed + (size_t)k0 * NR;
+        int nc = (int)(fr_l2_bytes() / 2 / ((size_t)kk * NR * sizeof(float))) * NR;
+        nc = nc > NR ? nc : NR;
+        for (int c0 = n0; c0 < n1;) {
+            const int c1 = (c0 / NR) * NR + nc < n1 ? (c0 / NR) * NR + nc : n1;
+            for (int m0 = 0; m0 < M; m0 += mr) {
+                const int mm = M - m0 < mr ? M - m0 : mr;
+                for (int k = 0; k < kk; k++) {
+                    const float *row = A + (size_t)(k0 + k) * lda + m0;
+                    for (int i = 0; i < mr; i++)
+                        slice[k * mr + i] = i < mm ? row[i] : 0.0f;
+                }
+                run_block(1, mm, c0, c1, kk, K, slice, mr, b, bk, C + (size_t)m0 * ldc, ldc);
+            }
+            c0 = c1;
+        }
+    }
+}
 
 static void matmul(int at, int M, int n0, int n1, int K, const float *A, int lda,
                    const float *packed, float beta, float *C, int ldc)
@@ -542,30 +598,10 @@ static void matmul(int at, int M, int n0, int n1, int K, const float *A, int lda
             }
         return;
     }
-    /* A given transposed is the weight gradients' X or Hprev, (T*B, M): all
-     * of it is read again for every panel, and at M = 128 it and a panel
-     * (K*128 bytes) no longer fit in L2 together. So it goes KC_AT rows at a
-     * time, C summing the blocks (beta = 1 after the first): 3-5% faster
-     * products at H = 128 and 256, the same below. */
-    const int kc = at && K > KC_AT ? KC_AT : K;
-    for (int k0 = 0; k0 < K; k0 += kc) {
-        const int kk = K - k0 < kc ? K - k0 : kc;
-        const float *a = at ? A + (size_t)k0 * lda : A + k0, *b = packed + (size_t)k0 * NR;
-        const float bk = k0 ? 1.0f : beta;
-        switch (fr_simd_level()) {
-#ifdef FR_X86_SIMD
-        case FR_SIMD_AVX512:
-            matmul_avx512(at, M, n0, n1, kk, K, a, lda, b, bk, C, ldc);
-            break;
-        case FR_SIMD_AVX2:
-            matmul_avx2(at, M, n0, n1, kk, K, a, lda, b, bk, C, ldc);
-            break;
-#endif
-        default:
-            matmul_generic(at, M, n0, n1, kk, K, a, lda, b, bk, C, ldc);
-            break;
-        }
-    }
+    if (at)
+        matmul_at(M, n0, n1, K, A, lda, packed, beta, C, ldc);
+    else
+        run_block(0, M, n0, n1, K, K, A, lda, packed, beta, C, ldc);
 }
 
 int fr_matmul_row_block(void)

@@ -8,6 +8,8 @@
 #ifndef FASTRNN_SIMD_H
 #define FASTRNN_SIMD_H
 
+#include <stddef.h>
+
 /* x86 SIMD kernels need GCC-style target attributes (GCC, Clang, ICX);
  * -DFR_MATMUL_NO_SIMD builds the portable code only (then the only level is
  * FR_SIMD_GENERIC). */
@@ -40,5 +42,10 @@
 /* FR_TARGET(FR_FEATURES_AVX2): the rest of the file is compiled for them */
 #define FR_PRAGMA(text) _Pragma(#text)
 #define FR_TARGET(features) FR_PRAGMA(GCC target(features))
+
+/* Bytes of L2 cache per core, read once from the CPU (glibc's sysconf); the
+ * products block their operands by it (matmul.c). FASTRNN_L2_KB in the
+ * environment overrides it, to test the blocking another CPU gets. */
+size_t fr_l2_bytes(void);
 
 #endif

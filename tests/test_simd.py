@@ -221,3 +221,32 @@ def test_float32_lstm_and_gru_agree_with_the_reference(level, supported, problem
             assert_close(got[key], want, np.float32, f"{level} {key}")
         else:
             assert_close(got[key], want, np.float32, f"{level} {key}", rel=GRAD_REL)
+
+
+_GRADS = """
+import sys, numpy as np
+layer = fr.LSTM(40, 72, seed=3)
+x = np.random.default_rng(0).standard_normal((50, 24, 40)).astype(np.float32)
+y, _, cache = layer.forward(x)
+layer.backward(np.ones_like(y), cache)
+np.save(sys.argv[1], np.concatenate([g.ravel() for g in layer.grads.values()]))
+"""
+
+
+@pytest.mark.parametrize("isa", [None, "avx2"], ids=["best", "avx2"])
+def test_l2_blocking_leaves_the_weight_gradients_bitwise(isa, tmp_path):
+    """The weight-gradient products block their columns by the L2 size the
+    CPU reports (FASTRNN_L2_KB overrides it): a Zen 3's 512 KB, a tiny and a
+    large L2 give bitwise the same gradients (blocks of columns never change
+    the order of a sum)."""
+    got = []
+    for kb in ("64", "512", "8192"):
+        path = str(tmp_path / f"g{kb}.npy")
+        os.environ["FASTRNN_L2_KB"] = kb
+        try:
+            run_fastrnn(isa, _GRADS, path)
+        finally:
+            del os.environ["FASTRNN_L2_KB"]
+        got.append(np.load(path))
+    for g in got[1:]:
+        np.testing.assert_array_equal(g, got[0])
