@@ -282,7 +282,8 @@ AVX512_FN static void matmul_avx512(int at, int M, int n0, int n1, int K, int ld
 
 /* ------------------------------------------------------------------------ */
 /* AVX2 + FMA (16 ymm registers): nv ymm per row (4 = the whole panel, 2 =   */
-/* the half at column `off`), mr rows, ku K-unrolled accumulator sets.       */
+/* the half at column `off`), mr rows, ku K-unrolled accumulator sets (8+   */
+/* FMA chains: ku 4 at 1 row, 2 at 2 and 3 rows, the tails of B = 32 or 64). */
 /* Used as 1 x 32 x ku 2 at M = 1, else 6 x 16 on each half panel.           */
 
 #define AVX2_FN __attribute__((target("avx2,fma")))
@@ -293,7 +294,7 @@ AVX2_INLINE void kernel_avx2(const int mr, const int ku, const int nv, const int
                              int K, const float *A, int lda, const float *B, float beta,
                              float *C, int ldc, int lo, int hi)
 {
-    __m256 c[2][MR_256][4];
+    __m256 c[4][MR_256][4];
     const float *a[MR_256];
     B += off;
 #pragma GCC unroll 6
@@ -302,7 +303,7 @@ AVX2_INLINE void kernel_avx2(const int mr, const int ku, const int nv, const int
         prefetch_cols(C + (size_t)i * ldc, lo > off ? lo : off,
                       hi - off < 8 * nv ? hi : off + 8 * nv);
     }
-#pragma GCC unroll 2
+#pragma GCC unroll 4
     for (int u = 0; u < ku; u++)
 #pragma GCC unroll 6
         for (int i = 0; i < mr; i++)
@@ -312,7 +313,7 @@ AVX2_INLINE void kernel_avx2(const int mr, const int ku, const int nv, const int
 
     int k = 0;
     for (; k + ku <= K; k += ku) {
-#pragma GCC unroll 2
+#pragma GCC unroll 4
         for (int u = 0; u < ku; u++) {
             __m256 b[4];
 #pragma GCC unroll 4
@@ -337,7 +338,7 @@ AVX2_INLINE void kernel_avx2(const int mr, const int ku, const int nv, const int
                                              c[0][i][v]);
         }
     }
-#pragma GCC unroll 2
+#pragma GCC unroll 4
     for (int u = 1; u < ku; u++)
 #pragma GCC unroll 6
         for (int i = 0; i < mr; i++)
@@ -387,7 +388,7 @@ typedef void half_kernel_fn(int off, int K, const float *A, int lda, const float
         kernel_avx2(MR, KU, 2, AT, off, K, A, lda, B, beta, C, ldc, lo, hi);         \
     }
 #define AVX2_SHAPES(X)                                                              \
-    X(avx2, 1, 2) X(avx2, 2, 1) X(avx2, 3, 1) X(avx2, 4, 1) X(avx2, 5, 1) X(avx2, 6, 1)
+    X(avx2, 1, 4) X(avx2, 2, 2) X(avx2, 3, 2) X(avx2, 4, 1) X(avx2, 5, 1) X(avx2, 6, 1)
 AVX2_SHAPES(KERNEL_PAIR)
 static half_kernel_fn *const kernels_avx2[2][MR_256 + 1] = {
     {NULL, AVX2_SHAPES(KERNEL_NAME)}, {NULL, AVX2_SHAPES(KERNEL_AT_NAME)}};
