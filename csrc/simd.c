@@ -73,8 +73,9 @@ const char *fr_simd_level_name(int level)
 static size_t read_l2_bytes(void)
 {
     const char *env = getenv("FASTRNN_L2_KB");
-    if (env && atol(env) > 0)
-        return (size_t)atol(env) * 1024;
+    const long kb = env ? atol(env) : 0;
+    if (kb >= 16 && kb <= (1L << 20))       /* 16 KB to 1 GB; else ignored */
+        return (size_t)kb * 1024;
 #ifdef _SC_LEVEL2_CACHE_SIZE
     long n = sysconf(_SC_LEVEL2_CACHE_SIZE);
     if (n >= 64 * 1024)

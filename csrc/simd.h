@@ -45,7 +45,8 @@
 
 /* Bytes of L2 cache per core, read once from the CPU (glibc's sysconf); the
  * products block their operands by it (matmul.c). FASTRNN_L2_KB in the
- * environment overrides it, to test the blocking another CPU gets. */
+ * environment (16 to 1048576) overrides it, to test the blocking another
+ * CPU gets. */
 size_t fr_l2_bytes(void);
 
 #endif
