@@ -95,6 +95,14 @@ def input_ok(a, dtype_ok, shapes):
     return dtype_ok and seen_shape(a) in shapes
 
 
+def state_with(lstm, first, new, h=None, c=None):
+    """A state with one part `new`: (new, c) or (h, new) for an LSTM (first:
+    new is h), `new` itself for the kinds with one state array."""
+    if not lstm:
+        return new
+    return (new, c) if first else (h, new)
+
+
 def buffer_ok(a, dtype, shapes, writeable=True):
     """An array used in place: exactly `dtype`, one of `shapes`, C-contiguous
     (and writeable)."""
@@ -162,13 +170,11 @@ def test_layer_arguments(made, arg, T, B, data):
     if arg in ("h0", "c0"):
         a, raw, ok = data.draw(arrays_near((LD, B, R) if arg == "h0" else (LD, B, H)))
         valid = input_ok(a, ok, [(LD, B, R) if arg == "h0" else (LD, B, H)])
-        state = a if not lstm else ((a, c0) if arg == "h0" else (h0, a))
-        got = expect(valid, layer, x, state)
+        got = expect(valid, layer, x, state_with(lstm, arg == "h0", a, h0, c0))
         if got is None:
             return
-        s64 = as_used(raw, dtype)
-        ref_state = s64 if not lstm else ((s64, as_used(c0, dtype)) if arg == "h0"
-                                          else (as_used(h0, dtype), s64))
+        ref_state = state_with(lstm, arg == "h0", as_used(raw, dtype), as_used(h0, dtype),
+                               as_used(c0, dtype))
         want = ref_forward(kind, layer, as_used(x, dtype), ref_state)
         assert_close(got[0], want[0], dtype, "y")
         return
@@ -211,8 +217,7 @@ def test_layer_arguments(made, arg, T, B, data):
         part = parts[0] if arg == "dh_n" else parts[1]
         a, raw, ok = data.draw(arrays_near(part.shape))
         valid = input_ok(a, ok, [part.shape])
-        dy = np.zeros(y.shape)
-        dstate = a if not lstm else ((a, None) if arg == "dh_n" else (None, a))
+        dy, dstate = np.zeros(y.shape), state_with(lstm, arg == "dh_n", a)
     got = expect(valid, layer.backward, dy, cache, dstate)
     grads = {k: g.copy() for k, g in layer.grads.items()}
     if got is None:
@@ -224,8 +229,7 @@ def test_layer_arguments(made, arg, T, B, data):
     if arg == "dy":
         want = layer.backward(canon, cache)
     else:
-        want = layer.backward(dy, cache, canon if not lstm else
-                              ((canon, None) if arg == "dh_n" else (None, canon)))
+        want = layer.backward(dy, cache, state_with(lstm, arg == "dh_n", canon))
     np.testing.assert_array_equal(got[0], want[0])
     for k, g in layer.grads.items():
         np.testing.assert_array_equal(grads[k], g)
@@ -263,13 +267,11 @@ def test_cell_arguments(kind, dtype, I, H, B, arg, data):
     if arg in ("h", "c"):
         a, raw, ok = data.draw(arrays_near((B, H)))
         valid = input_ok(a, ok, [(B, H)])
-        state = a if not lstm else ((a, c) if arg == "h" else (h, a))
-        got = expect(valid, cell, x, state)
+        got = expect(valid, cell, x, state_with(lstm, arg == "h", a, h, c))
         if got is None:
             return
-        s64 = as_used(raw, dtype)
-        ref_state = s64 if not lstm else ((s64, as_used(c, dtype)) if arg == "h"
-                                          else (as_used(h, dtype), s64))
+        ref_state = state_with(lstm, arg == "h", as_used(raw, dtype), as_used(h, dtype),
+                               as_used(c, dtype))
         want = cell_forward(kind.mode, cell.state_dict(), as_used(x, dtype), ref_state,
                             **kind.ref_kwargs)
         for p, w in zip(split_state(kind.mode, got), split_state(kind.mode, want)):
@@ -279,16 +281,14 @@ def test_cell_arguments(kind, dtype, I, H, B, arg, data):
     new, cache = cell.forward(x)
     a, raw, ok = data.draw(arrays_near((B, H)))
     valid = input_ok(a, ok, [(B, H)])
-    ds = a if not lstm else ((a, None) if arg == "dh" else (None, a))
-    got = expect(valid, cell.backward, ds, cache)
+    got = expect(valid, cell.backward, state_with(lstm, arg == "dh", a), cache)
     grads = {k: g.copy() for k, g in cell.grads.items()}
     if got is None:
         assert all(not g.any() for g in grads.values()), "a refused backward added gradients"
         return
     cell.zero_grad()
     canon = as_used(raw, dtype).astype(dtype)
-    want = cell.backward(canon if not lstm else ((canon, None) if arg == "dh" else (None, canon)),
-                         cache)
+    want = cell.backward(state_with(lstm, arg == "dh", canon), cache)
     np.testing.assert_array_equal(got[0], want[0])
     for k, g in cell.grads.items():
         np.testing.assert_array_equal(grads[k], g)
@@ -374,8 +374,7 @@ def test_stream_arguments(made, L, B, T, arg, data):
     n = R if arg == "state_h" else H
     a, raw, ok = data.draw(arrays_near((L, B, n)))
     valid = input_ok(a, ok, [(L, B, n)] + ([(L, n)] if B == 1 else []))
-    other = np.zeros((L, B, H if arg == "state_h" else R))
-    value = a if not lstm else ((a, other) if arg == "state_h" else (other, a))
+    value = state_with(lstm, arg == "state_h", a, np.zeros((L, B, R)), np.zeros((L, B, H)))
     if not expect(valid, done, setattr, s, "state", value):
         return unchanged()
     got = split_state(kind.mode, s.state)[0 if arg == "state_h" else 1]
