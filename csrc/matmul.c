@@ -566,11 +566,12 @@ static void matmul_at(int M, int n0, int n1, int K, const float *A, int lda,
 {
     float slice[AT_KC * MR_MAX];
     const int mr = fr_matmul_row_block();
+    const size_t half_l2 = fr_l2_bytes() / 2;
     for (int k0 = 0; k0 < K; k0 += AT_KC) {
         const int kk = K - k0 < AT_KC ? K - k0 : AT_KC;
         const float bk = k0 ? 1.0f : beta;
         const float *b = packed + (size_t)k0 * NR;
-        int nc = (int)(fr_l2_bytes() / 2 / ((size_t)kk * NR * sizeof(float))) * NR;
+        int nc = (int)(half_l2 / ((size_t)kk * NR * sizeof(float))) * NR;
         nc = nc > NR ? nc : NR;
         for (int c0 = n0; c0 < n1;) {
             const int c1 = (c0 / NR) * NR + nc < n1 ? (c0 / NR) * NR + nc : n1;

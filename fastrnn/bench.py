@@ -69,9 +69,9 @@ Method.
   code the compiler makes of plain C, on x86-64 SSE2 multiplies and adds), the
   best of 10 runs of 20 ms. With N threads the peak is N times the one-core
   figure (N: the physical cores the threads can run on, at most the thread
-  count): the issue's goals are per core, one core is measured undisturbed by
-  whatever runs on the others, and N x one core is an upper bound (all cores
-  busy may clock lower), so the fraction never flatters.
+  count): kernels are tuned and compared per core, one core is measured
+  undisturbed by whatever runs on the others, and N x one core is an upper
+  bound (all cores busy may clock lower), so the fraction never flatters.
 - FLOPs: 2 G H (I + H) per row and step (G = 4, 3, 1 gates); training adds
   the backward products dh (2 G H H), dW_hh (2 G H H) and dW_ih (2 G H I).
 

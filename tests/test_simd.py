@@ -23,11 +23,11 @@ LEVELS = ("avx512", "avx2", "generic")   # best first
 GRAD_REL = 1e-4   # float32 gradients, as test_backward.py holds them to PyTorch's
 
 
-def run_fastrnn(isa, code, *args):
+def run_fastrnn(isa, code, *args, env=()):
     """Run `code` in a child Python after `import fastrnn as fr` with
-    FASTRNN_ISA=isa (None: unset), the import's RuntimeWarnings recorded in
-    `caught`; returns its stdout."""
-    env = dict(os.environ)
+    FASTRNN_ISA=isa (None: unset) and the variables `env`, the import's
+    RuntimeWarnings recorded in `caught`; returns its stdout."""
+    env = {**os.environ, **dict(env)}
     env.pop("FASTRNN_ISA", None)
     if isa is not None:
         env["FASTRNN_ISA"] = isa
@@ -242,11 +242,7 @@ def test_l2_blocking_leaves_the_weight_gradients_bitwise(isa, tmp_path):
     got = []
     for kb in ("64", "512", "8192"):
         path = str(tmp_path / f"g{kb}.npy")
-        os.environ["FASTRNN_L2_KB"] = kb
-        try:
-            run_fastrnn(isa, _GRADS, path)
-        finally:
-            del os.environ["FASTRNN_L2_KB"]
+        run_fastrnn(isa, _GRADS, path, env={"FASTRNN_L2_KB": kb})
         got.append(np.load(path))
     for g in got[1:]:
         np.testing.assert_array_equal(g, got[0])
