@@ -28,11 +28,11 @@ static inline float fr_expf(float x)
     p = p * r + 1.6666665459e-1f;
     p = p * r + 5.0000001201e-1f;
     p = p * r * r + r + 1.0f;
-    n = (n == n) ? n : 0.0f;               /* NaN: keep the int conversion defined */
+    n = (n == n) ? n : 0.0f; /* NaN: keep the int conversion defined */
     int32_t bits = ((int32_t)n + 127) << 23;
     float scale;
     memcpy(&scale, &bits, sizeof scale);
-    return p * scale;                      /* NaN in x stays NaN through p */
+    return p * scale; /* NaN in x stays NaN through p */
 }
 
 /* sigmoid(x) = 1 / (1 + e^-x), exactly 0 where e^-x overflows (PyTorch's
@@ -65,7 +65,13 @@ static inline float fr_tanhf(float x)
     return p / q;
 }
 
-static inline double fr_sigmoid(double x) { return 1.0 / (1.0 + exp(-x)); }
-static inline double fr_tanh(double x) { return tanh(x); }
+static inline double fr_sigmoid(double x)
+{
+    return 1.0 / (1.0 + exp(-x));
+}
+static inline double fr_tanh(double x)
+{
+    return tanh(x);
+}
 
 #endif

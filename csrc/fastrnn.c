@@ -11,12 +11,9 @@ static const fr_kernels *kernels(fr_dtype dtype)
     const int f32 = dtype == FR_F32;
 #if FR_SIMD_COPIES
     switch (fr_simd_level()) {
-    case FR_SIMD_AVX512:
-        return f32 ? &fr_kernels_f32_avx512 : &fr_kernels_f64_avx512;
-    case FR_SIMD_AVX2:
-        return f32 ? &fr_kernels_f32_avx2 : &fr_kernels_f64_avx2;
-    default:
-        break;
+    case FR_SIMD_AVX512: return f32 ? &fr_kernels_f32_avx512 : &fr_kernels_f64_avx512;
+    case FR_SIMD_AVX2: return f32 ? &fr_kernels_f32_avx2 : &fr_kernels_f64_avx2;
+    default: break;
     }
 #endif
     return f32 ? &fr_kernels_f32 : &fr_kernels_f64;
@@ -34,7 +31,7 @@ int fr_output_size(const fr_layer *L)
 
 size_t fr_packed_size(int rows, int cols)
 {
-    return fr_pack_size_f32(rows, cols);        /* the same panels in either dtype */
+    return fr_pack_size_f32(rows, cols); /* the same panels in either dtype */
 }
 
 void fr_pack(fr_dtype dtype, int rows, int cols, const void *W, void *packed)
@@ -51,7 +48,7 @@ size_t fr_cache_size(const fr_layer *L, int T, int B)
 {
     size_t H = (size_t)L->hidden_size, R = (size_t)fr_output_size(L), rows = (size_t)T * B;
     size_t n = rows * ((size_t)fr_gates(L->cell) * H + R);
-    if (L->cell == FR_LSTM)                     /* c's T + 1 slots, hraw */
+    if (L->cell == FR_LSTM) /* c's T + 1 slots, hraw */
         n += (rows + (size_t)B) * H + (fr_proj(L) ? rows * H : 0);
     if (L->cell == FR_GRU)
         n += rows * H;
@@ -88,8 +85,7 @@ int fr_stream_check(const fr_layer *layers, int num_layers, int B)
         const fr_layer *L = &layers[l];
         if (L->dtype != L0->dtype || L->cell != L0->cell || L->hidden_size != L0->hidden_size ||
             L->peephole != L0->peephole || L->linear_before_reset != L0->linear_before_reset ||
-            fr_proj(L) != proj ||
-            L->input_size != (l ? fr_output_size(L0) : L0->input_size))
+            fr_proj(L) != proj || L->input_size != (l ? fr_output_size(L0) : L0->input_size))
             return -1;
         if ((!L->w_ih && !L->w_ih_packed) || (!L->w_hh && !L->w_hh_packed) ||
             (L->peephole && L->cell == FR_LSTM && !L->w_peep) ||

@@ -31,12 +31,11 @@ typedef enum { FR_F32 = 0, FR_F64 = 1 } fr_dtype;
 typedef enum { FR_RNN_TANH = 0, FR_RNN_RELU = 1, FR_LSTM = 2, FR_GRU = 3 } fr_cell;
 
 /* Fortran BLAS ?gemm, column-major, as SciPy's cython_blas exports it. */
-typedef void (*fr_sgemm_t)(char *transa, char *transb, int *m, int *n, int *k,
-                           float *alpha, float *a, int *lda, float *b, int *ldb,
-                           float *beta, float *c, int *ldc);
-typedef void (*fr_dgemm_t)(char *transa, char *transb, int *m, int *n, int *k,
-                           double *alpha, double *a, int *lda, double *b, int *ldb,
-                           double *beta, double *c, int *ldc);
+typedef void (*fr_sgemm_t)(char *transa, char *transb, int *m, int *n, int *k, float *alpha,
+                           float *a, int *lda, float *b, int *ldb, float *beta, float *c, int *ldc);
+typedef void (*fr_dgemm_t)(char *transa, char *transb, int *m, int *n, int *k, double *alpha,
+                           double *a, int *lda, double *b, int *ldb, double *beta, double *c,
+                           int *ldc);
 typedef struct {
     fr_sgemm_t sgemm;
     fr_dgemm_t dgemm;
@@ -46,34 +45,36 @@ typedef struct {
 typedef struct {
     fr_dtype dtype;
     fr_cell cell;
-    int input_size;            /* I */
-    int hidden_size;           /* H */
-    int peephole;              /* LSTM: w_peep is used */
-    int linear_before_reset;   /* GRU: 1 = PyTorch's form, 0 = the original */
+    int input_size;          /* I */
+    int hidden_size;         /* H */
+    int peephole;            /* LSTM: w_peep is used */
+    int linear_before_reset; /* GRU: 1 = PyTorch's form, 0 = the original */
     const void *w_ih, *w_hh;
-    const void *b_ih, *b_hh;   /* NULL when the layer has no bias */
-    const void *w_peep;        /* NULL unless peephole */
-    const void *w_ih_packed;   /* fr_pack(w_ih), or NULL: the input projection
+    const void *b_ih, *b_hh; /* NULL when the layer has no bias */
+    const void *w_peep;      /* NULL unless peephole */
+    const void *w_ih_packed; /* fr_pack(w_ih), or NULL: the input projection
                                   is one BLAS GEMM */
-    const void *w_hh_packed;   /* fr_pack(w_hh), or NULL: fr_forward packs it
+    const void *w_hh_packed; /* fr_pack(w_hh), or NULL: fr_forward packs it
                                   into its workspace on every call */
-    int proj_size;             /* LSTM: P > 0 projects h through w_hr (PyTorch: P < H); 0: none */
-    const void *w_hr;          /* (P, H) when proj_size > 0, else unused */
-    const void *w_hr_packed;   /* fr_pack(w_hr), or NULL (as w_hh_packed) */
+    int proj_size;           /* LSTM: P > 0 projects h through w_hr (PyTorch: P < H); 0: none */
+    const void *w_hr;        /* (P, H) when proj_size > 0, else unused */
+    const void *w_hr_packed; /* fr_pack(w_hr), or NULL (as w_hh_packed) */
 } fr_layer;
 
 /* One batch of sequences through one layer-direction. */
 typedef struct {
     int T, B;
-    int reverse;               /* run from each sequence's last step to t = 0 */
-    const int *lengths;        /* (B) each in [0, T], or NULL: all T */
-    const void *x;  ptrdiff_t x_stride;
-    const void *h0, *c0;       /* (B, R) and (B, H), or NULL for zeros; c0 only for LSTM */
-    void *y;        ptrdiff_t y_stride;
-    void *h_n, *c_n;           /* (B, R), (B, H) final states; c_n only for LSTM */
-    void *cache;               /* NULL for inference; else fr_cache_size elements */
-    void *work;                /* fr_work_size elements */
-    int num_threads;           /* threads for the time loop (OpenMP); <= 1: one */
+    int reverse;        /* run from each sequence's last step to t = 0 */
+    const int *lengths; /* (B) each in [0, T], or NULL: all T */
+    const void *x;
+    ptrdiff_t x_stride;
+    const void *h0, *c0; /* (B, R) and (B, H), or NULL for zeros; c0 only for LSTM */
+    void *y;
+    ptrdiff_t y_stride;
+    void *h_n, *c_n; /* (B, R), (B, H) final states; c_n only for LSTM */
+    void *cache;     /* NULL for inference; else fr_cache_size elements */
+    void *work;      /* fr_work_size elements */
+    int num_threads; /* threads for the time loop (OpenMP); <= 1: one */
 } fr_sequence;
 
 /* Number of gates G of a cell: 1, 4 or 3. */
@@ -118,12 +119,14 @@ void fr_forward(const fr_layer *L, const fr_sequence *seq, const fr_blas *blas);
  * (t*B + b)*stride), so one direction's half of a bidirectional gradient
  * works in place. */
 typedef struct {
-    const void *dy; ptrdiff_t dy_stride;   /* (T, B, R) gradient of y, or NULL for zeros;
+    const void *dy;
+    ptrdiff_t dy_stride;     /* (T, B, R) gradient of y, or NULL for zeros;
                                               ignored where t >= lengths[b] */
-    const void *dh_n, *dc_n;   /* (B, R), (B, H) gradient of the final states, or NULL */
-    void *dx; ptrdiff_t dx_stride;         /* (T, B, I) gradient of x, or NULL to skip */
-    int dx_accumulate;         /* 0: dx is overwritten; 1: dx += (a second direction) */
-    void *dh0, *dc0;           /* (B, R), (B, H) gradient of the initial states, or NULL */
+    const void *dh_n, *dc_n; /* (B, R), (B, H) gradient of the final states, or NULL */
+    void *dx;
+    ptrdiff_t dx_stride; /* (T, B, I) gradient of x, or NULL to skip */
+    int dx_accumulate;   /* 0: dx is overwritten; 1: dx += (a second direction) */
+    void *dh0, *dc0;     /* (B, R), (B, H) gradient of the initial states, or NULL */
 } fr_sequence_grad;
 
 /* Parameter gradients, shaped as the parameters; ACCUMULATED (+=). Any may
@@ -158,20 +161,18 @@ void fr_backward(const fr_layer *L, const fr_sequence *seq, const fr_sequence_gr
  * torch.optim's exact rules; step counts this parameter's updates from 1. */
 
 /* SGD: buf may be NULL when momentum == 0; first_step != 0 sets buf = g. */
-void fr_sgd_update(fr_dtype dtype, size_t n, void *p, const void *g, void *buf,
-                   double lr, double momentum, double dampening, double weight_decay,
-                   int nesterov, int first_step);
+void fr_sgd_update(fr_dtype dtype, size_t n, void *p, const void *g, void *buf, double lr,
+                   double momentum, double dampening, double weight_decay, int nesterov,
+                   int first_step);
 
 /* Adam (decoupled_weight_decay = 0) or AdamW (1); max_exp_avg_sq non-NULL for amsgrad. */
 void fr_adam_update(fr_dtype dtype, size_t n, void *p, const void *g, void *exp_avg,
-                    void *exp_avg_sq, void *max_exp_avg_sq, double lr, double beta1,
-                    double beta2, double eps, double weight_decay, int decoupled_weight_decay,
-                    long long step);
+                    void *exp_avg_sq, void *max_exp_avg_sq, double lr, double beta1, double beta2,
+                    double eps, double weight_decay, int decoupled_weight_decay, long long step);
 
 /* Adagrad: sum is the accumulator (start it at initial_accumulator_value). */
-void fr_adagrad_update(fr_dtype dtype, size_t n, void *p, const void *g, void *sum,
-                       double lr, double lr_decay, double weight_decay, double eps,
-                       long long step);
+void fr_adagrad_update(fr_dtype dtype, size_t n, void *p, const void *g, void *sum, double lr,
+                       double lr_decay, double weight_decay, double eps, long long step);
 
 /* sum of x[i]^2 over n elements, accumulated in double (gradient clipping). */
 double fr_sum_squares(fr_dtype dtype, size_t n, const void *x);
@@ -192,16 +193,16 @@ double fr_sum_squares(fr_dtype dtype, size_t n, const void *x);
  * outlive the stream (or the next fr_stream_set_weights). A stream is used by
  * one thread at a time; streams with their own memory run in parallel. */
 typedef struct {
-    fr_layer layer;            /* this layer's sizes and weights (a copy of the description) */
-    void *bias, *peep;         /* folded biases (G*H + H) and peepholes or zeros (3H) */
-    void *h, *c;               /* (B, R), (B, H) its state: h, and c for LSTM (else NULL) */
+    fr_layer layer;    /* this layer's sizes and weights (a copy of the description) */
+    void *bias, *peep; /* folded biases (G*H + H) and peepholes or zeros (3H) */
+    void *h, *c;       /* (B, R), (B, H) its state: h, and c for LSTM (else NULL) */
 } fr_stream_layer;
 
 typedef struct {
-    int num_layers, batch;     /* L, B */
-    fr_stream_layer *layers;   /* L entries, in the stream's memory */
-    void *h, *c;               /* (L, B, R), (L, B, H) every layer's state, as h_n / c_n */
-    void *xg, *hg, *rh, *ht;   /* scratch */
+    int num_layers, batch;   /* L, B */
+    fr_stream_layer *layers; /* L entries, in the stream's memory */
+    void *h, *c;             /* (L, B, R), (L, B, H) every layer's state, as h_n / c_n */
+    void *xg, *hg, *rh, *ht; /* scratch */
     fr_blas blas;
 } fr_stream;
 

@@ -1,6 +1,6 @@
 /* fma_peak.c - the float32 multiply-add peak of one core at the SIMD level in
  * use (fma_peak.h): what "x% of peak" in fastrnn bench is a fraction of. */
-#define _POSIX_C_SOURCE 199309L   /* clock_gettime */
+#define _POSIX_C_SOURCE 199309L /* clock_gettime */
 #include "fma_peak.h"
 
 #include <stdint.h>
@@ -51,8 +51,8 @@ static float multiply_add_generic(int64_t iters, float a, float b)
 #define AVX2_CHAINS 12
 #define AVX512_CHAINS 16
 
-__attribute__((target(FR_FEATURES_AVX2)))
-static float multiply_add_avx2(int64_t iters, float a, float b)
+__attribute__((target(FR_FEATURES_AVX2))) static float multiply_add_avx2(int64_t iters, float a,
+                                                                         float b)
 {
     const __m256 va = _mm256_set1_ps(a), vb = _mm256_set1_ps(b);
     __m256 acc[AVX2_CHAINS];
@@ -70,8 +70,8 @@ static float multiply_add_avx2(int64_t iters, float a, float b)
     return sum;
 }
 
-__attribute__((target(FR_FEATURES_AVX512)))
-static float multiply_add_avx512(int64_t iters, float a, float b)
+__attribute__((target(FR_FEATURES_AVX512))) static float multiply_add_avx512(int64_t iters, float a,
+                                                                             float b)
 {
     const __m512 va = _mm512_set1_ps(a), vb = _mm512_set1_ps(b);
     __m512 acc[AVX512_CHAINS];
@@ -121,12 +121,11 @@ double fr_fma_peak(double seconds)
         loop = multiply_add_avx2;
         flops_per_iter = 2.0 * AVX2_CHAINS * 8;
         break;
-    default:
-        break;
+    default: break;
     }
 #endif
     const float a = 0.75f, b = 0.25f;
-    volatile float sink;          /* every run's result is stored: none is skipped */
+    volatile float sink; /* every run's result is stored: none is skipped */
     double repetition = seconds / REPETITIONS;
     if (!(repetition > MIN_REPETITION_S))
         repetition = MIN_REPETITION_S;

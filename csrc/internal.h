@@ -77,8 +77,8 @@ typedef struct {
                      const fr_grads *g, const fr_blas *blas);
     /* streaming (stream.inc; fastrnn.c checks the layers before these run) */
     size_t (*stream_memory_size)(const fr_layer *layers, int num_layers, int B);
-    void (*stream_init)(fr_stream *s, const fr_layer *layers, int num_layers, int B,
-                        void *memory, const fr_blas *blas);
+    void (*stream_init)(fr_stream *s, const fr_layer *layers, int num_layers, int B, void *memory,
+                        const fr_blas *blas);
     void (*stream_set_weights)(fr_stream *s, const fr_layer *layers);
     void (*stream_step)(const fr_stream *s, const void *x, void *y);
     void (*stream_run)(const fr_stream *s, int T, const void *x, void *y);

@@ -44,10 +44,13 @@
 #include <immintrin.h>
 #endif
 
-#define NR 32 /* columns per panel: the pack layout */
+#define NR 32    /* columns per panel: the pack layout */
 #define MR_MAX 8 /* the most rows a kernel takes (AVX-512) */
 
-int fr_pack_col_block(void) { return NR; }
+int fr_pack_col_block(void)
+{
+    return NR;
+}
 
 size_t fr_pack_size_f32(int N, int K)
 {
@@ -138,8 +141,8 @@ static void kernel_generic(int mr, int at, int K, const float *A, int lda, const
         store_cols(acc[i], lo, hi, beta, C + (size_t)i * ldc);
 }
 
-static void matmul_generic(int at, int M, int n0, int n1, int K, int ldp, const float *A,
-                           int lda, const float *packed, float beta, float *C, int ldc)
+static void matmul_generic(int at, int M, int n0, int n1, int K, int ldp, const float *A, int lda,
+                           const float *packed, float beta, float *C, int ldc)
 {
     for (int p = n0 / NR; p * NR < n1; p++) {
         int lo, hi;
@@ -162,9 +165,9 @@ static void matmul_generic(int at, int M, int n0, int n1, int K, int ldp, const 
 #define AVX512_INLINE static inline __attribute__((always_inline, target("avx512f")))
 #define MR_512 8
 
-AVX512_INLINE void kernel_avx512(const int mr, const int ku, const int at, int K,
-                                 const float *A, int lda, const float *B, float beta,
-                                 float *C, int ldc, int lo, int hi)
+AVX512_INLINE void kernel_avx512(const int mr, const int ku, const int at, int K, const float *A,
+                                 int lda, const float *B, float beta, float *C, int ldc, int lo,
+                                 int hi)
 {
     __m512 c[4][MR_512][2];
     const float *a[MR_512];
@@ -221,7 +224,8 @@ AVX512_INLINE void kernel_avx512(const int mr, const int ku, const int at, int K
                 _mm512_storeu_ps(ci + 16, c[0][i][1]);
             } else {
                 _mm512_storeu_ps(ci, _mm512_fmadd_ps(vb, _mm512_loadu_ps(ci), c[0][i][0]));
-                _mm512_storeu_ps(ci + 16, _mm512_fmadd_ps(vb, _mm512_loadu_ps(ci + 16), c[0][i][1]));
+                _mm512_storeu_ps(ci + 16,
+                                 _mm512_fmadd_ps(vb, _mm512_loadu_ps(ci + 16), c[0][i][1]));
             }
         }
     } else {
@@ -238,33 +242,34 @@ AVX512_INLINE void kernel_avx512(const int mr, const int ku, const int at, int K
 /* One function per row count and A layout (not inlined into one big loop,
  * which would starve the register allocator): kernels_avx512[at][mr] for
  * mr = 1..8. */
-typedef void kernel_fn(int K, const float *A, int lda, const float *B, float beta,
-                       float *C, int ldc, int lo, int hi);
-#define KERNEL_avx512(MR, KU, AT, NAME)                                             \
-    AVX512_FN static void NAME(int K, const float *A, int lda, const float *B,      \
-                               float beta, float *C, int ldc, int lo, int hi)       \
-    {                                                                               \
-        kernel_avx512(MR, KU, AT, K, A, lda, B, beta, C, ldc, lo, hi);              \
+typedef void kernel_fn(int K, const float *A, int lda, const float *B, float beta, float *C,
+                       int ldc, int lo, int hi);
+#define KERNEL_avx512(MR, KU, AT, NAME)                                                    \
+    AVX512_FN static void NAME(int K, const float *A, int lda, const float *B, float beta, \
+                               float *C, int ldc, int lo, int hi)                          \
+    {                                                                                      \
+        kernel_avx512(MR, KU, AT, K, A, lda, B, beta, C, ldc, lo, hi);                     \
     }
 /* The kernel shapes of an ISA are listed once, as X(ISA, MR, KU) for each:
  * KERNEL_PAIR defines a shape's two A layouts, kernel_ISA_MR and
  * kernel_ISA_at_MR (with KERNEL_ISA); KERNEL_NAME and KERNEL_AT_NAME list
  * them for the dispatch table. */
-#define KERNEL_PAIR(ISA, MR, KU)                                                    \
-    KERNEL_##ISA(MR, KU, 0, kernel_##ISA##_##MR)                                    \
-    KERNEL_##ISA(MR, KU, 1, kernel_##ISA##_at_##MR)
+#define KERNEL_PAIR(ISA, MR, KU) \
+    KERNEL_##ISA(MR, KU, 0, kernel_##ISA##_##MR) KERNEL_##ISA(MR, KU, 1, kernel_##ISA##_at_##MR)
 #define KERNEL_NAME(ISA, MR, KU) kernel_##ISA##_##MR,
 #define KERNEL_AT_NAME(ISA, MR, KU) kernel_##ISA##_at_##MR,
-#define AVX512_SHAPES(X)                                                            \
-    X(avx512, 1, 4) X(avx512, 2, 2) X(avx512, 3, 1) X(avx512, 4, 1) X(avx512, 5, 1)  \
-    X(avx512, 6, 1) X(avx512, 7, 1) X(avx512, 8, 1)
+/* one kernel per X(level, rows, k steps a loop turn) */
+// clang-format off
+#define AVX512_SHAPES(X) \
+    X(avx512, 1, 4) X(avx512, 2, 2) X(avx512, 3, 1) X(avx512, 4, 1) \
+    X(avx512, 5, 1) X(avx512, 6, 1) X(avx512, 7, 1) X(avx512, 8, 1)
+// clang-format on
 AVX512_SHAPES(KERNEL_PAIR)
-static kernel_fn *const kernels_avx512[2][MR_512 + 1] = {
-    {NULL, AVX512_SHAPES(KERNEL_NAME)}, {NULL, AVX512_SHAPES(KERNEL_AT_NAME)}};
+static kernel_fn *const kernels_avx512[2][MR_512 + 1] = {{NULL, AVX512_SHAPES(KERNEL_NAME)},
+                                                         {NULL, AVX512_SHAPES(KERNEL_AT_NAME)}};
 
-AVX512_FN static void matmul_avx512(int at, int M, int n0, int n1, int K, int ldp,
-                                    const float *A, int lda, const float *packed, float beta,
-                                    float *C, int ldc)
+AVX512_FN static void matmul_avx512(int at, int M, int n0, int n1, int K, int ldp, const float *A,
+                                    int lda, const float *packed, float beta, float *C, int ldc)
 {
     for (int p = n0 / NR; p * NR < n1; p++) {
         int lo, hi;
@@ -274,8 +279,7 @@ AVX512_FN static void matmul_avx512(int at, int M, int n0, int n1, int K, int ld
         for (int m = 0; m < M; m += MR_512) {
             const float *a = at ? A + m : A + (size_t)m * lda;
             float *c = Cp + (size_t)m * ldc;
-            kernels_avx512[at][M - m < MR_512 ? M - m : MR_512](K, a, lda, B, beta, c, ldc, lo,
-                                                               hi);
+            kernels_avx512[at][M - m < MR_512 ? M - m : MR_512](K, a, lda, B, beta, c, ldc, lo, hi);
         }
     }
 }
@@ -290,9 +294,9 @@ AVX512_FN static void matmul_avx512(int at, int M, int n0, int n1, int K, int ld
 #define AVX2_INLINE static inline __attribute__((always_inline, target("avx2,fma")))
 #define MR_256 6
 
-AVX2_INLINE void kernel_avx2(const int mr, const int ku, const int nv, const int at, int off,
-                             int K, const float *A, int lda, const float *B, float beta,
-                             float *C, int ldc, int lo, int hi)
+AVX2_INLINE void kernel_avx2(const int mr, const int ku, const int nv, const int at, int off, int K,
+                             const float *A, int lda, const float *B, float beta, float *C, int ldc,
+                             int lo, int hi)
 {
     __m256 c[4][MR_256][4];
     const float *a[MR_256];
@@ -337,8 +341,8 @@ AVX2_INLINE void kernel_avx2(const int mr, const int ku, const int nv, const int
             __m256 ai = _mm256_broadcast_ss(at ? a[i] + (size_t)k * lda : a[i] + k);
 #pragma GCC unroll 4
             for (int v = 0; v < nv; v++)
-                c[0][i][v] = _mm256_fmadd_ps(ai, _mm256_loadu_ps(B + (size_t)k * NR + 8 * v),
-                                             c[0][i][v]);
+                c[0][i][v] =
+                    _mm256_fmadd_ps(ai, _mm256_loadu_ps(B + (size_t)k * NR + 8 * v), c[0][i][v]);
         }
     }
 #pragma GCC unroll 4
@@ -363,8 +367,8 @@ AVX2_INLINE void kernel_avx2(const int mr, const int ku, const int nv, const int
                 if (beta == 0.0f)
                     _mm256_storeu_ps(ci + 8 * v, c[0][i][v]);
                 else
-                    _mm256_storeu_ps(ci + 8 * v, _mm256_fmadd_ps(vb, _mm256_loadu_ps(ci + 8 * v),
-                                                                 c[0][i][v]));
+                    _mm256_storeu_ps(ci + 8 * v,
+                                     _mm256_fmadd_ps(vb, _mm256_loadu_ps(ci + 8 * v), c[0][i][v]));
             }
         }
     } else {
@@ -382,19 +386,19 @@ AVX2_INLINE void kernel_avx2(const int mr, const int ku, const int nv, const int
 /* One function per shape and A layout, as for AVX-512: kernel_avx2_m1 is
  * 1 x 32 (M = 1), kernels_avx2[at][mr] is mr x 16 on the half panel at column
  * `off`. */
-typedef void half_kernel_fn(int off, int K, const float *A, int lda, const float *B,
-                            float beta, float *C, int ldc, int lo, int hi);
-#define KERNEL_avx2(MR, KU, AT, NAME)                                                \
-    AVX2_FN static void NAME(int off, int K, const float *A, int lda, const float *B, \
-                             float beta, float *C, int ldc, int lo, int hi)          \
-    {                                                                                \
-        kernel_avx2(MR, KU, 2, AT, off, K, A, lda, B, beta, C, ldc, lo, hi);         \
+typedef void half_kernel_fn(int off, int K, const float *A, int lda, const float *B, float beta,
+                            float *C, int ldc, int lo, int hi);
+#define KERNEL_avx2(MR, KU, AT, NAME)                                                             \
+    AVX2_FN static void NAME(int off, int K, const float *A, int lda, const float *B, float beta, \
+                             float *C, int ldc, int lo, int hi)                                   \
+    {                                                                                             \
+        kernel_avx2(MR, KU, 2, AT, off, K, A, lda, B, beta, C, ldc, lo, hi);                      \
     }
-#define AVX2_SHAPES(X)                                                              \
+#define AVX2_SHAPES(X) \
     X(avx2, 1, 4) X(avx2, 2, 2) X(avx2, 3, 2) X(avx2, 4, 1) X(avx2, 5, 1) X(avx2, 6, 1)
 AVX2_SHAPES(KERNEL_PAIR)
-static half_kernel_fn *const kernels_avx2[2][MR_256 + 1] = {
-    {NULL, AVX2_SHAPES(KERNEL_NAME)}, {NULL, AVX2_SHAPES(KERNEL_AT_NAME)}};
+static half_kernel_fn *const kernels_avx2[2][MR_256 + 1] = {{NULL, AVX2_SHAPES(KERNEL_NAME)},
+                                                            {NULL, AVX2_SHAPES(KERNEL_AT_NAME)}};
 
 /* M = 1: A is one row of K (lda = 1 when A is given transposed) */
 AVX2_FN static void kernel_avx2_m1(int K, const float *A, int lda, const float *B, float beta,
@@ -424,8 +428,8 @@ AVX2_FN static void matmul_avx2(int at, int M, int n0, int n1, int K, int ldp, c
             for (int m = 0; m < M; m += MR_256) {
                 const float *a = at ? A + m : A + (size_t)m * lda;
                 float *c = Cp + (size_t)m * ldc;
-                kernels_avx2[at][M - m < MR_256 ? M - m : MR_256](off, K, a, lda, B, beta, c,
-                                                                  ldc, lo, hi);
+                kernels_avx2[at][M - m < MR_256 ? M - m : MR_256](off, K, a, lda, B, beta, c, ldc,
+                                                                  lo, hi);
             }
         }
     }
@@ -459,8 +463,8 @@ AVX512_INLINE void transpose16(__m512 r[16])
     }
 }
 
-AVX512_FN static void add_transposed_avx512(int M, int n0, int n1, const float *ct,
-                                            ptrdiff_t ldc, float *gw)
+AVX512_FN static void add_transposed_avx512(int M, int n0, int n1, const float *ct, ptrdiff_t ldc,
+                                            float *gw)
 {
     for (int c0 = n0; c0 < n1; c0 += 16) {
         const int nn = n1 - c0 < 16 ? n1 - c0 : 16;
@@ -475,8 +479,7 @@ AVX512_FN static void add_transposed_avx512(int M, int n0, int n1, const float *
             transpose16(r);
             for (int j = 0; j < nn; j++) {
                 float *g = gw + (size_t)(c0 + j) * M + m0;
-                _mm512_mask_storeu_ps(g, rows,
-                                      _mm512_add_ps(_mm512_maskz_loadu_ps(rows, g), r[j]));
+                _mm512_mask_storeu_ps(g, rows, _mm512_add_ps(_mm512_maskz_loadu_ps(rows, g), r[j]));
             }
         }
     }
@@ -500,8 +503,7 @@ int fr_add_transposed_f32(int M, int n0, int n1, const float *ct, ptrdiff_t ldc,
  * panel row is two whole cache lines, written in four 32-byte stores (as
  * fast as two 64-byte ones: the lines fill in the write-combining buffers). */
 #ifdef FR_X86_SIMD
-AVX2_FN static void pack_row_stream_avx2(int N, int K, size_t k, const float *row,
-                                         float *packed)
+AVX2_FN static void pack_row_stream_avx2(int N, int K, size_t k, const float *row, float *packed)
 {
     for (int p = 0; p < N / NR; p++) {
         float *dst = packed + ((size_t)p * K + k) * NR;
@@ -538,16 +540,10 @@ static void run_block(int at, int M, int n0, int n1, int kk, int ldp, const floa
 {
     switch (fr_simd_level()) {
 #ifdef FR_X86_SIMD
-    case FR_SIMD_AVX512:
-        matmul_avx512(at, M, n0, n1, kk, ldp, A, lda, packed, beta, C, ldc);
-        break;
-    case FR_SIMD_AVX2:
-        matmul_avx2(at, M, n0, n1, kk, ldp, A, lda, packed, beta, C, ldc);
-        break;
+    case FR_SIMD_AVX512: matmul_avx512(at, M, n0, n1, kk, ldp, A, lda, packed, beta, C, ldc); break;
+    case FR_SIMD_AVX2: matmul_avx2(at, M, n0, n1, kk, ldp, A, lda, packed, beta, C, ldc); break;
 #endif
-    default:
-        matmul_generic(at, M, n0, n1, kk, ldp, A, lda, packed, beta, C, ldc);
-        break;
+    default: matmul_generic(at, M, n0, n1, kk, ldp, A, lda, packed, beta, C, ldc); break;
     }
 }
 
@@ -561,8 +557,8 @@ static void run_block(int at, int M, int n0, int n1, int kk, int ldp, const floa
  * panel of the block, which stays in L2 for the next row block. */
 #define AT_KC 256
 
-static void matmul_at(int M, int n0, int n1, int K, const float *A, int lda,
-                      const float *packed, float beta, float *C, int ldc)
+static void matmul_at(int M, int n0, int n1, int K, const float *A, int lda, const float *packed,
+                      float beta, float *C, int ldc)
 {
     float slice[AT_KC * MR_MAX];
     const int mr = fr_matmul_row_block();
@@ -613,13 +609,10 @@ int fr_matmul_row_block(void)
 {
     switch (fr_simd_level()) {
 #ifdef FR_X86_SIMD
-    case FR_SIMD_AVX512:
-        return MR_512;
-    case FR_SIMD_AVX2:
-        return MR_256;
+    case FR_SIMD_AVX512: return MR_512;
+    case FR_SIMD_AVX2: return MR_256;
 #endif
-    default:
-        return MR_G;
+    default: return MR_G;
     }
 }
 

@@ -32,9 +32,9 @@
 #undef FN
 #undef SQRT
 
-void fr_sgd_update(fr_dtype dtype, size_t n, void *p, const void *g, void *buf,
-                   double lr, double momentum, double dampening, double weight_decay,
-                   int nesterov, int first_step)
+void fr_sgd_update(fr_dtype dtype, size_t n, void *p, const void *g, void *buf, double lr,
+                   double momentum, double dampening, double weight_decay, int nesterov,
+                   int first_step)
 {
     if (dtype == FR_F32)
         sgd_f32(n, p, g, buf, lr, momentum, dampening, weight_decay, nesterov, first_step);
@@ -43,21 +43,19 @@ void fr_sgd_update(fr_dtype dtype, size_t n, void *p, const void *g, void *buf,
 }
 
 void fr_adam_update(fr_dtype dtype, size_t n, void *p, const void *g, void *exp_avg,
-                    void *exp_avg_sq, void *max_exp_avg_sq, double lr, double beta1,
-                    double beta2, double eps, double weight_decay, int decoupled_weight_decay,
-                    long long step)
+                    void *exp_avg_sq, void *max_exp_avg_sq, double lr, double beta1, double beta2,
+                    double eps, double weight_decay, int decoupled_weight_decay, long long step)
 {
     if (dtype == FR_F32)
-        adam_f32(n, p, g, exp_avg, exp_avg_sq, max_exp_avg_sq, lr, beta1, beta2, eps,
-                 weight_decay, decoupled_weight_decay, step);
+        adam_f32(n, p, g, exp_avg, exp_avg_sq, max_exp_avg_sq, lr, beta1, beta2, eps, weight_decay,
+                 decoupled_weight_decay, step);
     else
-        adam_f64(n, p, g, exp_avg, exp_avg_sq, max_exp_avg_sq, lr, beta1, beta2, eps,
-                 weight_decay, decoupled_weight_decay, step);
+        adam_f64(n, p, g, exp_avg, exp_avg_sq, max_exp_avg_sq, lr, beta1, beta2, eps, weight_decay,
+                 decoupled_weight_decay, step);
 }
 
-void fr_adagrad_update(fr_dtype dtype, size_t n, void *p, const void *g, void *sum,
-                       double lr, double lr_decay, double weight_decay, double eps,
-                       long long step)
+void fr_adagrad_update(fr_dtype dtype, size_t n, void *p, const void *g, void *sum, double lr,
+                       double lr_decay, double weight_decay, double eps, long long step)
 {
     if (dtype == FR_F32)
         adagrad_f32(n, p, g, sum, lr, lr_decay, weight_decay, eps, step);
@@ -77,8 +75,8 @@ double fr_sum_squares(fr_dtype dtype, size_t n, const void *x)
  *                 d = nesterov ? d + momentum * buf : buf
  *       p = p - lr * d */
 static void FN(sgd)(size_t n, real *restrict p, const real *restrict g, real *restrict buf,
-                    double lr, double momentum, double dampening, double weight_decay,
-                    int nesterov, int first_step)
+                    double lr, double momentum, double dampening, double weight_decay, int nesterov,
+                    int first_step)
 {
     const real neg_lr = (real)-lr, wd = (real)weight_decay, mom = (real)momentum;
     const real keep = (real)(1.0 - dampening);
@@ -101,13 +99,12 @@ static void FN(sgd)(size_t n, real *restrict p, const real *restrict g, real *re
  *   amsgrad (vmax != NULL): vmax = max(vmax, v), used for v below
  *   p = p - lr / (1 - beta1^step) * m / (sqrt(v) / sqrt(1 - beta2^step) + eps) */
 static void FN(adam)(size_t n, real *restrict p, const real *restrict g, real *restrict m,
-                     real *restrict v, real *restrict vmax, double lr, double beta1,
-                     double beta2, double eps, double weight_decay, int decoupled,
-                     long long step)
+                     real *restrict v, real *restrict vmax, double lr, double beta1, double beta2,
+                     double eps, double weight_decay, int decoupled, long long step)
 {
     const real decay = (real)(1.0 - lr * weight_decay), wd = (real)weight_decay;
     const real w1 = (real)(1.0 - beta1), b2 = (real)beta2, w2 = (real)(1.0 - beta2);
-    const real neg_step_size = (real)-(lr / (1.0 - pow(beta1, (double)step)));
+    const real neg_step_size = (real) - (lr / (1.0 - pow(beta1, (double)step)));
     const real bc2_sqrt = (real)sqrt(1.0 - pow(beta2, (double)step));
     const real e = (real)eps;
     const int l2 = weight_decay != 0.0 && !decoupled, shrink = weight_decay != 0.0 && decoupled;
@@ -123,7 +120,7 @@ static void FN(adam)(size_t n, real *restrict p, const real *restrict g, real *r
         m[i] = mi;
         v[i] = vi;
         if (vmax) {
-            vi = vmax[i] > vi || vmax[i] != vmax[i] ? vmax[i] : vi;  /* torch.maximum keeps NaN */
+            vi = vmax[i] > vi || vmax[i] != vmax[i] ? vmax[i] : vi; /* torch.maximum keeps NaN */
             vmax[i] = vi;
         }
         real denom = SQRT(vi) / bc2_sqrt + e;
@@ -135,10 +132,9 @@ static void FN(adam)(size_t n, real *restrict p, const real *restrict g, real *r
  *   g = g + weight_decay * p;   sum = sum + g * g
  *   p = p - lr / (1 + (step - 1) * lr_decay) * g / (sqrt(sum) + eps) */
 static void FN(adagrad)(size_t n, real *restrict p, const real *restrict g, real *restrict sum,
-                        double lr, double lr_decay, double weight_decay, double eps,
-                        long long step)
+                        double lr, double lr_decay, double weight_decay, double eps, long long step)
 {
-    const real neg_clr = (real)-(lr / (1.0 + (double)(step - 1) * lr_decay));
+    const real neg_clr = (real) - (lr / (1.0 + (double)(step - 1) * lr_decay));
     const real wd = (real)weight_decay, e = (real)eps;
     for (size_t i = 0; i < n; i++) {
         real gi = g[i];

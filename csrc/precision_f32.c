@@ -13,13 +13,13 @@
 #define TANH fr_tanhf
 #define SIGMOID_N fr_sigmoid_f32
 #define TANH_N fr_tanh_f32
-#define LSTM_FORWARD_SIMD fr_lstm_forward_f32   /* 0: not done, run the passes */
+#define LSTM_FORWARD_SIMD fr_lstm_forward_f32 /* 0: not done, run the passes */
 #define GRU_FORWARD_SIMD fr_gru_forward_f32
 #define ADD_TRANSPOSED_SIMD fr_add_transposed_f32
-#define PACK_ROW_STREAM fr_pack_row_stream_f32   /* 0: not done, pack_row it */
+#define PACK_ROW_STREAM fr_pack_row_stream_f32 /* 0: not done, pack_row it */
 #define STREAM_FENCE fr_stream_fence
 #define BLAS_GEMM blas->sgemm
-#define ROW_BLOCK fr_matmul_row_block()   /* rows per kernel call */
+#define ROW_BLOCK fr_matmul_row_block() /* rows per kernel call */
 
 #include "gemm.inc"
 
@@ -29,17 +29,15 @@ static void FN(pack_rows)(int N, int K, const float *W, float *packed)
     fr_pack_f32(N, K, W, packed);
 }
 
-static void FN(matmul_packed)(const fr_blas *blas, int M, int n0, int n1, int K,
-                              const float *A, int lda, const float *packed, float beta,
-                              float *C, int ldc)
+static void FN(matmul_packed)(const fr_blas *blas, int M, int n0, int n1, int K, const float *A,
+                              int lda, const float *packed, float beta, float *C, int ldc)
 {
     (void)blas;
     fr_matmul_packed_f32(M, n0, n1, K, A, lda, packed, beta, C, ldc);
 }
 
-static void FN(matmul_packed_at)(const fr_blas *blas, int M, int n0, int n1, int K,
-                                 const float *A, int lda, const float *packed, float beta,
-                                 float *C, int ldc)
+static void FN(matmul_packed_at)(const fr_blas *blas, int M, int n0, int n1, int K, const float *A,
+                                 int lda, const float *packed, float beta, float *C, int ldc)
 {
     (void)blas;
     fr_matmul_packed_at_f32(M, n0, n1, K, A, lda, packed, beta, C, ldc);

@@ -10,7 +10,7 @@
 #define SIGMOID fr_sigmoid
 #define TANH fr_tanh
 #define BLAS_GEMM blas->dgemm
-#define ROW_BLOCK 8                        /* rows per BLAS call in packed_gemm.inc */
+#define ROW_BLOCK 8 /* rows per BLAS call in packed_gemm.inc */
 
 static void sigmoid_n_f64(int n, const double *x, double *y)
 {

@@ -74,7 +74,7 @@ static size_t read_l2_bytes(void)
 {
     const char *env = getenv("FASTRNN_L2_KB");
     const long kb = env ? atol(env) : 0;
-    if (kb >= 16 && kb <= (1L << 20))       /* 16 KB to 1 GB; else ignored */
+    if (kb >= 16 && kb <= (1L << 20)) /* 16 KB to 1 GB; else ignored */
         return (size_t)kb * 1024;
 #ifdef _SC_LEVEL2_CACHE_SIZE
     long n = sysconf(_SC_LEVEL2_CACHE_SIZE);
@@ -84,7 +84,7 @@ static size_t read_l2_bytes(void)
     return (size_t)512 * 1024;
 }
 
-static size_t g_l2_bytes;   /* 0 until first read; the same value from any thread */
+static size_t g_l2_bytes; /* 0 until first read; the same value from any thread */
 
 size_t fr_l2_bytes(void)
 {

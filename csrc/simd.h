@@ -13,8 +13,7 @@
 /* x86 SIMD kernels need GCC-style target attributes (GCC, Clang, ICX);
  * -DFR_MATMUL_NO_SIMD builds the portable code only (then the only level is
  * FR_SIMD_GENERIC). */
-#if defined(__GNUC__) && (defined(__x86_64__) || defined(__i386__)) && \
-    !defined(FR_MATMUL_NO_SIMD)
+#if defined(__GNUC__) && (defined(__x86_64__) || defined(__i386__)) && !defined(FR_MATMUL_NO_SIMD)
 #define FR_X86_SIMD 1
 #endif
 
@@ -25,8 +24,7 @@
  * and with -DFR_NO_CLONES (the sanitizer builds: one copy is enough there),
  * every level runs the baseline copy; the products and activations still
  * follow the level. */
-#if defined(FR_X86_SIMD) && defined(__x86_64__) && !defined(__clang__) && \
-    !defined(FR_NO_CLONES)
+#if defined(FR_X86_SIMD) && defined(__x86_64__) && !defined(__clang__) && !defined(FR_NO_CLONES)
 #define FR_SIMD_COPIES 1
 #else
 #define FR_SIMD_COPIES 0

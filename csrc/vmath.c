@@ -32,35 +32,35 @@ static void tanh_generic(int n, const float *x, float *y)
 #ifdef FR_X86_SIMD
 
 /* Cephes expf: e^r = 1 + r + r^2 P(r) on |r| <= ln2 / 2 */
-#define EXP_POLY(V, FMA, SET, r)                                                       \
-    V p = SET(1.9875691500e-4f);                                                       \
-    p = FMA(p, r, SET(1.3981999507e-3f));                                              \
-    p = FMA(p, r, SET(8.3334519073e-3f));                                              \
-    p = FMA(p, r, SET(4.1665795894e-2f));                                              \
-    p = FMA(p, r, SET(1.6666665459e-1f));                                              \
+#define EXP_POLY(V, FMA, SET, r)          \
+    V p = SET(1.9875691500e-4f);          \
+    p = FMA(p, r, SET(1.3981999507e-3f)); \
+    p = FMA(p, r, SET(8.3334519073e-3f)); \
+    p = FMA(p, r, SET(4.1665795894e-2f)); \
+    p = FMA(p, r, SET(1.6666665459e-1f)); \
     p = FMA(p, r, SET(5.0000001201e-1f));
 
 /* tanh(c) = c P(c^2) / Q(c^2), c = x clamped to +-7.905 (Eigen's coefficients) */
-#define TANH_PQ(V, FMA, MUL, SET, c, p, q)                                             \
-    V x2 = MUL(c, c);                                                                  \
-    V p = SET(-2.76076847742355e-16f);                                                 \
-    p = FMA(p, x2, SET(2.00018790482477e-13f));                                        \
-    p = FMA(p, x2, SET(-8.60467152213735e-11f));                                       \
-    p = FMA(p, x2, SET(5.12229709037114e-08f));                                        \
-    p = FMA(p, x2, SET(1.48572235717979e-05f));                                        \
-    p = FMA(p, x2, SET(6.37261928875436e-04f));                                        \
-    p = FMA(p, x2, SET(4.89352455891786e-03f));                                        \
-    p = MUL(p, c);                                                                     \
-    V q = SET(1.19825839466702e-06f);                                                  \
-    q = FMA(q, x2, SET(1.18534705686654e-04f));                                        \
-    q = FMA(q, x2, SET(2.26843463243900e-03f));                                        \
+#define TANH_PQ(V, FMA, MUL, SET, c, p, q)       \
+    V x2 = MUL(c, c);                            \
+    V p = SET(-2.76076847742355e-16f);           \
+    p = FMA(p, x2, SET(2.00018790482477e-13f));  \
+    p = FMA(p, x2, SET(-8.60467152213735e-11f)); \
+    p = FMA(p, x2, SET(5.12229709037114e-08f));  \
+    p = FMA(p, x2, SET(1.48572235717979e-05f));  \
+    p = FMA(p, x2, SET(6.37261928875436e-04f));  \
+    p = FMA(p, x2, SET(4.89352455891786e-03f));  \
+    p = MUL(p, c);                               \
+    V q = SET(1.19825839466702e-06f);            \
+    q = FMA(q, x2, SET(1.18534705686654e-04f));  \
+    q = FMA(q, x2, SET(2.26843463243900e-03f));  \
     q = FMA(q, x2, SET(4.89352518554385e-03f));
 
 /* ---- AVX-512F ---- */
 
 __attribute__((target("avx512f"))) static inline __m512 exp16(__m512 x)
 {
-    x = _mm512_min_ps(_mm512_set1_ps(88.7228391f), x);    /* beyond: 2^128 e^r = inf */
+    x = _mm512_min_ps(_mm512_set1_ps(88.7228391f), x); /* beyond: 2^128 e^r = inf */
     x = _mm512_max_ps(_mm512_set1_ps(-103.972084f), x);
     __m512 n = _mm512_roundscale_ps(_mm512_mul_ps(x, _mm512_set1_ps(1.44269504088896341f)),
                                     _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC);
@@ -95,16 +95,16 @@ __attribute__((target("avx512f"))) static inline __m512 tanh16(__m512 x)
     return _mm512_mul_ps(p, recip16(q));
 }
 
-#define ARRAY16(name, f)                                                               \
+#define ARRAY16(name, f)                                                                 \
     __attribute__((target("avx512f"))) static void name(int n, const float *x, float *y) \
-    {                                                                                  \
-        int j = 0;                                                                     \
-        for (; j + 16 <= n; j += 16)                                                   \
-            _mm512_storeu_ps(y + j, f(_mm512_loadu_ps(x + j)));                        \
-        if (j < n) {                                                                   \
-            __mmask16 m = (__mmask16)((1u << (n - j)) - 1);                            \
-            _mm512_mask_storeu_ps(y + j, m, f(_mm512_maskz_loadu_ps(m, x + j)));       \
-        }                                                                              \
+    {                                                                                    \
+        int j = 0;                                                                       \
+        for (; j + 16 <= n; j += 16)                                                     \
+            _mm512_storeu_ps(y + j, f(_mm512_loadu_ps(x + j)));                          \
+        if (j < n) {                                                                     \
+            __mmask16 m = (__mmask16)((1u << (n - j)) - 1);                              \
+            _mm512_mask_storeu_ps(y + j, m, f(_mm512_maskz_loadu_ps(m, x + j)));         \
+        }                                                                                \
     }
 ARRAY16(sigmoid_avx512, sigmoid16)
 ARRAY16(tanh_avx512, tanh16)
@@ -122,8 +122,9 @@ __attribute__((target("avx2,fma"))) static inline __m256 exp8(__m256 x)
     EXP_POLY(__m256, _mm256_fmadd_ps, _mm256_set1_ps, r)
     p = _mm256_fmadd_ps(p, _mm256_mul_ps(r, r), r);
     p = _mm256_add_ps(p, _mm256_set1_ps(1.0f));
-    __m256i e = _mm256_slli_epi32(_mm256_add_epi32(_mm256_cvtps_epi32(n), _mm256_set1_epi32(127)), 23);
-    return _mm256_mul_ps(p, _mm256_castsi256_ps(e));   /* NaN x: p is NaN */
+    __m256i e =
+        _mm256_slli_epi32(_mm256_add_epi32(_mm256_cvtps_epi32(n), _mm256_set1_epi32(127)), 23);
+    return _mm256_mul_ps(p, _mm256_castsi256_ps(e)); /* NaN x: p is NaN */
 }
 
 /* vrcpps has 12 bits: two Newton steps r += r (1 - d r). One leaves 1 / 1 at
@@ -154,13 +155,13 @@ __attribute__((target("avx2,fma"))) static inline __m256 tanh8(__m256 x)
     return _mm256_mul_ps(p, recip8(q));
 }
 
-#define ARRAY8(name, f, tail)                                                          \
+#define ARRAY8(name, f, tail)                                                             \
     __attribute__((target("avx2,fma"))) static void name(int n, const float *x, float *y) \
-    {                                                                                  \
-        int j = 0;                                                                     \
-        for (; j + 8 <= n; j += 8)                                                     \
-            _mm256_storeu_ps(y + j, f(_mm256_loadu_ps(x + j)));                        \
-        tail(n - j, x + j, y + j);                                                     \
+    {                                                                                     \
+        int j = 0;                                                                        \
+        for (; j + 8 <= n; j += 8)                                                        \
+            _mm256_storeu_ps(y + j, f(_mm256_loadu_ps(x + j)));                           \
+        tail(n - j, x + j, y + j);                                                        \
     }
 ARRAY8(sigmoid_avx2, sigmoid8, sigmoid_generic)
 ARRAY8(tanh_avx2, tanh8, tanh_generic)
@@ -183,9 +184,9 @@ __attribute__((target("avx512f"))) static inline __m512 peep16(__mmask16 m, cons
     return _mm512_maskz_mul_ps(_mm512_cmp_ps_mask(q, _mm512_setzero_ps(), _CMP_NEQ_UQ), q, c);
 }
 
-__attribute__((target("avx512f"), always_inline)) static inline void lstm16(
-    const int peephole, const __mmask16 m, int H, float *pre, const float *bias, const float *peep,
-    const float *c_in, float *c_out, float *h)
+__attribute__((target("avx512f"), always_inline)) static inline void
+lstm16(const int peephole, const __mmask16 m, int H, float *pre, const float *bias,
+       const float *peep, const float *c_in, float *c_out, float *h)
 {
     __m512 c = LOAD16(c_in), bi = LOAD16(bias), bf = LOAD16(bias + H);
     if (peephole) {
@@ -208,9 +209,9 @@ __attribute__((target("avx512f"), always_inline)) static inline void lstm16(
     STORE16(h, _mm512_mul_ps(tanh16(c), o));
 }
 
-__attribute__((target("avx512f"))) static void lstm_forward_avx512(
-    int n, int H, float *pre, const float *bias, const float *peep, const float *c_in,
-    float *c_out, float *h)
+__attribute__((target("avx512f"))) static void
+lstm_forward_avx512(int n, int H, float *pre, const float *bias, const float *peep,
+                    const float *c_in, float *c_out, float *h)
 {
     int j = 0;
     if (peep) {
@@ -225,16 +226,16 @@ __attribute__((target("avx512f"))) static void lstm_forward_avx512(
                peep ? peep + j : NULL, c_in + j, c_out + j, h + j);
 }
 
-__attribute__((target("avx512f"), always_inline)) static inline void gru16(
-    const __mmask16 m, int H, float *xj, const float *rj, const float *bj, float *a_out,
-    const float *h, float *h_out)
+__attribute__((target("avx512f"), always_inline)) static inline void
+gru16(const __mmask16 m, int H, float *xj, const float *rj, const float *bj, float *a_out,
+      const float *h, float *h_out)
 {
     __m512 rg = sigmoid16(_mm512_add_ps(LOAD16(xj), _mm512_add_ps(LOAD16(rj), LOAD16(bj))));
-    __m512 z = sigmoid16(
-        _mm512_add_ps(LOAD16(xj + H), _mm512_add_ps(LOAD16(rj + H), LOAD16(bj + H))));
+    __m512 z =
+        sigmoid16(_mm512_add_ps(LOAD16(xj + H), _mm512_add_ps(LOAD16(rj + H), LOAD16(bj + H))));
     __m512 a = _mm512_add_ps(LOAD16(rj + 2 * H), LOAD16(bj + 3 * H));
-    __m512 nn = tanh16(
-        _mm512_add_ps(LOAD16(xj + 2 * H), _mm512_fmadd_ps(rg, a, LOAD16(bj + 2 * H))));
+    __m512 nn =
+        tanh16(_mm512_add_ps(LOAD16(xj + 2 * H), _mm512_fmadd_ps(rg, a, LOAD16(bj + 2 * H))));
     STORE16(xj, rg);
     STORE16(xj + H, z);
     STORE16(xj + 2 * H, nn);
@@ -242,9 +243,10 @@ __attribute__((target("avx512f"), always_inline)) static inline void gru16(
     STORE16(h_out, _mm512_fmadd_ps(z, _mm512_sub_ps(LOAD16(h), nn), nn));
 }
 
-__attribute__((target("avx512f"))) static void gru_forward_avx512(
-    int n, int H, float *x, const float *r, const float *bias, float *a_out, const float *h,
-    float *h_out)
+__attribute__((target("avx512f"))) static void gru_forward_avx512(int n, int H, float *x,
+                                                                  const float *r, const float *bias,
+                                                                  float *a_out, const float *h,
+                                                                  float *h_out)
 {
     int j = 0;
     for (; j + 16 <= n; j += 16)
@@ -278,9 +280,9 @@ __attribute__((target("avx2,fma"))) static inline __m256 peep8(const int m8, __m
     return _mm256_and_ps(_mm256_cmp_ps(q, _mm256_setzero_ps(), _CMP_NEQ_UQ), _mm256_mul_ps(q, c));
 }
 
-__attribute__((target("avx2,fma"), always_inline)) static inline void lstm8(
-    const int peephole, const int m8, __m256i mask, int H, float *pre, const float *bias,
-    const float *peep, const float *c_in, float *c_out, float *h)
+__attribute__((target("avx2,fma"), always_inline)) static inline void
+lstm8(const int peephole, const int m8, __m256i mask, int H, float *pre, const float *bias,
+      const float *peep, const float *c_in, float *c_out, float *h)
 {
     __m256 c = LOAD8(c_in), bi = LOAD8(bias), bf = LOAD8(bias + H);
     if (peephole) {
@@ -303,9 +305,9 @@ __attribute__((target("avx2,fma"), always_inline)) static inline void lstm8(
     STORE8(h, _mm256_mul_ps(tanh8(c), o));
 }
 
-__attribute__((target("avx2,fma"))) static void lstm_forward_avx2(
-    int n, int H, float *pre, const float *bias, const float *peep, const float *c_in,
-    float *c_out, float *h)
+__attribute__((target("avx2,fma"))) static void
+lstm_forward_avx2(int n, int H, float *pre, const float *bias, const float *peep, const float *c_in,
+                  float *c_out, float *h)
 {
     const __m256i all = _mm256_set1_epi32(-1);
     int j = 0;
@@ -321,16 +323,14 @@ __attribute__((target("avx2,fma"))) static void lstm_forward_avx2(
               c_in + j, c_out + j, h + j);
 }
 
-__attribute__((target("avx2,fma"), always_inline)) static inline void gru8(
-    const int m8, __m256i mask, int H, float *xj, const float *rj, const float *bj,
-    float *a_out, const float *h, float *h_out)
+__attribute__((target("avx2,fma"), always_inline)) static inline void
+gru8(const int m8, __m256i mask, int H, float *xj, const float *rj, const float *bj, float *a_out,
+     const float *h, float *h_out)
 {
     __m256 rg = sigmoid8(_mm256_add_ps(LOAD8(xj), _mm256_add_ps(LOAD8(rj), LOAD8(bj))));
-    __m256 z = sigmoid8(
-        _mm256_add_ps(LOAD8(xj + H), _mm256_add_ps(LOAD8(rj + H), LOAD8(bj + H))));
+    __m256 z = sigmoid8(_mm256_add_ps(LOAD8(xj + H), _mm256_add_ps(LOAD8(rj + H), LOAD8(bj + H))));
     __m256 a = _mm256_add_ps(LOAD8(rj + 2 * H), LOAD8(bj + 3 * H));
-    __m256 nn = tanh8(
-        _mm256_add_ps(LOAD8(xj + 2 * H), _mm256_fmadd_ps(rg, a, LOAD8(bj + 2 * H))));
+    __m256 nn = tanh8(_mm256_add_ps(LOAD8(xj + 2 * H), _mm256_fmadd_ps(rg, a, LOAD8(bj + 2 * H))));
     STORE8(xj, rg);
     STORE8(xj + H, z);
     STORE8(xj + 2 * H, nn);
@@ -338,9 +338,10 @@ __attribute__((target("avx2,fma"), always_inline)) static inline void gru8(
     STORE8(h_out, _mm256_fmadd_ps(z, _mm256_sub_ps(LOAD8(h), nn), nn));
 }
 
-__attribute__((target("avx2,fma"))) static void gru_forward_avx2(
-    int n, int H, float *x, const float *r, const float *bias, float *a_out, const float *h,
-    float *h_out)
+__attribute__((target("avx2,fma"))) static void gru_forward_avx2(int n, int H, float *x,
+                                                                 const float *r, const float *bias,
+                                                                 float *a_out, const float *h,
+                                                                 float *h_out)
 {
     const __m256i all = _mm256_set1_epi32(-1);
     int j = 0;

@@ -6,8 +6,8 @@
 #ifndef FASTRNN_VMATH_H
 #define FASTRNN_VMATH_H
 
-void fr_sigmoid_f32(int n, const float *x, float *y);   /* y = 1 / (1 + e^-x) */
-void fr_tanh_f32(int n, const float *x, float *y);      /* y = tanh(x) */
+void fr_sigmoid_f32(int n, const float *x, float *y); /* y = 1 / (1 + e^-x) */
+void fr_tanh_f32(int n, const float *x, float *y);    /* y = tanh(x) */
 
 /* The forward passes of the LSTM cell (peep NULL: no peepholes) and of the
  * GRU cell in PyTorch's form, n units of one batch row, with the arguments

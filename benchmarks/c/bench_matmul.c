@@ -21,10 +21,9 @@
 #include <string.h>
 #include <time.h>
 
-void scipy_sgemm_(const char *transa, const char *transb, const int *m, const int *n,
-                  const int *k, const float *alpha, const float *a, const int *lda,
-                  const float *b, const int *ldb, const float *beta, float *c,
-                  const int *ldc);
+void scipy_sgemm_(const char *transa, const char *transb, const int *m, const int *n, const int *k,
+                  const float *alpha, const float *a, const int *lda, const float *b,
+                  const int *ldb, const float *beta, float *c, const int *ldc);
 void scipy_openblas_set_num_threads(int n);
 
 static double now_us(void)
@@ -66,8 +65,8 @@ static void run_blas(const problem *p, int reps)
 {
     const float one = 1.0f;
     for (int r = 0; r < reps; r++)
-        scipy_sgemm_("T", "N", &p->N, &p->M, &p->K, &one, p->W, &p->K, p->A, &p->K,
-                     &one, p->C, &p->N);
+        scipy_sgemm_("T", "N", &p->N, &p->M, &p->K, &one, p->W, &p->K, p->A, &p->K, &one, p->C,
+                     &p->N);
 }
 
 #define BATCHES 41
@@ -107,10 +106,11 @@ int main(int argc, char **argv)
 {
     scipy_openblas_set_num_threads(1);
     if (argc > 1) {
-        int isa = !strcmp(argv[1], "auto") ? FR_SIMD_AUTO
-                : !strcmp(argv[1], "avx512") ? FR_SIMD_AVX512
-                : !strcmp(argv[1], "avx2")   ? FR_SIMD_AVX2
-                : !strcmp(argv[1], "generic") ? FR_SIMD_GENERIC : -2;
+        int isa = !strcmp(argv[1], "auto")      ? FR_SIMD_AUTO
+                  : !strcmp(argv[1], "avx512")  ? FR_SIMD_AVX512
+                  : !strcmp(argv[1], "avx2")    ? FR_SIMD_AVX2
+                  : !strcmp(argv[1], "generic") ? FR_SIMD_GENERIC
+                                                : -2;
         if (isa == -2 || fr_set_simd_level(isa) < 0) {
             fprintf(stderr, "isa %s: unknown or not supported by this CPU\n", argv[1]);
             return 1;
@@ -118,7 +118,8 @@ int main(int argc, char **argv)
     }
     printf("isa %s, 1 thread, median of %d batches\n", fr_simd_level_name(fr_simd_level()),
            BATCHES);
-    printf("| M | H=K | N | ours us | ours GFLOP/s | ours W GB/s | OpenBLAS us | OpenBLAS GFLOP/s | speed-up |\n");
+    printf("| M | H=K | N | ours us | ours GFLOP/s | ours W GB/s | OpenBLAS us | OpenBLAS GFLOP/s "
+           "| speed-up |\n");
     printf("|--:|--:|--:|--:|--:|--:|--:|--:|--:|\n");
     int Ms[16] = {1, 4, 16, 32, 64}, nM = 5;
     static const int Hs[] = {64, 128, 256, 512, 1024}, Gs[] = {4, 3};
@@ -152,7 +153,10 @@ int main(int argc, char **argv)
                        ours, gf / ours, gbs, blas, gf / blas, blas / ours);
                 fflush(stdout);
             }
-            free(A); free(W); free(P); free(C);
+            free(A);
+            free(W);
+            free(P);
+            free(C);
         }
     return 0;
 }

@@ -29,8 +29,14 @@ static unsigned rng(void)
     return (unsigned)(rng_state >> 11);
 }
 
-static int rnd_int(int lo, int hi) { return lo + (int)(rng() % (unsigned)(hi - lo + 1)); }
-static float rnd_float(void) { return (float)((rng() % 2000001u) / 1000000.0 - 1.0); }
+static int rnd_int(int lo, int hi)
+{
+    return lo + (int)(rng() % (unsigned)(hi - lo + 1));
+}
+static float rnd_float(void)
+{
+    return (float)((rng() % 2000001u) / 1000000.0 - 1.0);
+}
 
 static float *alloc_floats(size_t n)
 {
@@ -45,7 +51,7 @@ static float *alloc_floats(size_t n)
 /* One case; returns the number of failures (prints the first few). */
 static int check(int M, int N, int K, int n0, int n1, int lda, int ldc, float beta)
 {
-    size_t a_len = (size_t)(M - 1) * lda + K;  /* exact extents */
+    size_t a_len = (size_t)(M - 1) * lda + K; /* exact extents */
     size_t c_len = (size_t)(M - 1) * ldc + n1;
     float *A = alloc_floats(a_len), *W = alloc_floats((size_t)N * K);
     float *C = alloc_floats(c_len), *C0 = alloc_floats(c_len);
@@ -90,7 +96,11 @@ static int check(int M, int N, int K, int n0, int n1, int lda, int ldc, float be
     if (bad)
         printf("FAIL %s M=%d N=%d K=%d n0=%d n1=%d lda=%d ldc=%d beta=%g: %d bad\n",
                fr_simd_level_name(fr_simd_level()), M, N, K, n0, n1, lda, ldc, beta, bad);
-    free(A); free(W); free(C); free(C0); free(P);
+    free(A);
+    free(W);
+    free(C);
+    free(C0);
+    free(P);
     return bad != 0;
 }
 
@@ -100,17 +110,26 @@ static int random_case(void)
     int nb = fr_pack_col_block(), panels = (N + nb - 1) / nb;
     int n0, n1;
     switch (rng() % 4) {
-    case 0: n0 = 0; n1 = N; break;
+    case 0:
+        n0 = 0;
+        n1 = N;
+        break;
     case 1: /* a thread's share: panel-aligned */
         n0 = nb * rnd_int(0, panels - 1);
         n1 = nb * rnd_int(n0 / nb + 1, panels);
-        if (n1 > N) n1 = N;
+        if (n1 > N)
+            n1 = N;
         break;
     case 2: /* unaligned range (allowed, slower) */
         n0 = rnd_int(0, N - 1);
         n1 = rnd_int(n0 + 1, N);
         break;
-    default: n0 = 0; n1 = N < nb ? N : nb * rnd_int(1, panels); if (n1 > N) n1 = N; break;
+    default:
+        n0 = 0;
+        n1 = N < nb ? N : nb * rnd_int(1, panels);
+        if (n1 > N)
+            n1 = N;
+        break;
     }
     int lda = K + (rng() % 2 ? rnd_int(1, 9) : 0);
     int ldc = N + (rng() % 2 ? rnd_int(1, 9) : 0);

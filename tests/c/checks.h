@@ -54,10 +54,10 @@ static void check_pack(rng_t *r, fr_dtype dt, int N, int K)
 static void check_matmul(rng_t *r, int level, int at, int M, int N, int K, int n0, int n1,
                          float beta, int lda_extra, int ldc_extra)
 {
-    snprintf(g_case, sizeof g_case,
-             "matmul%s %s M=%d N=%d K=%d n=[%d,%d) beta=%g lda+%d ldc+%d", at ? "_at" : "",
-             fr_simd_level_name(level), M, N, K, n0, n1, beta, lda_extra, ldc_extra);
-    const int rows_a = at ? K : M, cols_a = at ? M : K;   /* A as stored */
+    snprintf(g_case, sizeof g_case, "matmul%s %s M=%d N=%d K=%d n=[%d,%d) beta=%g lda+%d ldc+%d",
+             at ? "_at" : "", fr_simd_level_name(level), M, N, K, n0, n1, beta, lda_extra,
+             ldc_extra);
+    const int rows_a = at ? K : M, cols_a = at ? M : K; /* A as stored */
     const int lda = cols_a + lda_extra, ldc = n1 + ldc_extra;
     size_t na = rows_a && cols_a ? (size_t)(rows_a - 1) * lda + cols_a : 0;
     size_t nc = M ? (size_t)(M - 1) * ldc + n1 : 0;
@@ -65,12 +65,12 @@ static void check_matmul(rng_t *r, int level, int at, int M, int N, int K, int n
     float *P = xalloc(fr_pack_size_f32(N, K), FR_F32), *C = xalloc(nc, FR_F32);
     float *C0 = xalloc(nc, FR_F32);
     for (size_t i = 0; i < na; i++)
-        A[i] = (i % lda) < (size_t)cols_a ? (float)rng_unif(r, 1) : NAN;   /* gaps: never read */
+        A[i] = (i % lda) < (size_t)cols_a ? (float)rng_unif(r, 1) : NAN; /* gaps: never read */
     for (size_t i = 0; i < (size_t)N * K; i++)
         W[i] = (float)rng_unif(r, 1);
     for (size_t i = 0; i < nc; i++)
-        C0[i] = C[i] = beta == 0 ? NAN : (float)rng_unif(r, 1);       /* beta 0: never read */
-    for (size_t i = 0; i < nc; i++)                                   /* outside [n0, n1) */
+        C0[i] = C[i] = beta == 0 ? NAN : (float)rng_unif(r, 1); /* beta 0: never read */
+    for (size_t i = 0; i < nc; i++)                             /* outside [n0, n1) */
         if ((int)(i % ldc) < n0 || (int)(i % ldc) >= n1)
             C0[i] = C[i] = 777.0f;
     if (fr_pack_size_f32(N, K))
@@ -93,8 +93,7 @@ static void check_matmul(rng_t *r, int level, int at, int M, int N, int K, int n
                 s += beta * (double)C0[i];
                 mag += fabs(beta * (double)C0[i]);
             }
-            CHECK(fabs(C[i] - s) <= 1e-5 * (mag + 1), "C[%d,%d] = %.8g, want %.8g", m, n,
-                  C[i], s);
+            CHECK(fabs(C[i] - s) <= 1e-5 * (mag + 1), "C[%d,%d] = %.8g, want %.8g", m, n, C[i], s);
         }
     free(A);
     free(W);
@@ -109,8 +108,8 @@ typedef struct {
     fr_cell cell;
     int peephole, lbr, bias, I, H, T, B, reverse;
     int use_lengths, use_h0, use_c0, packed_hh, packed_ih, threads;
-    int x_extra, y_extra;          /* spaced rows: stride = I + x_extra, H + y_extra */
-    double *w_ih, *w_hh, *b_ih, *b_hh, *w_peep, *x, *h0, *c0;  /* x dense (T*B, I) */
+    int x_extra, y_extra; /* spaced rows: stride = I + x_extra, H + y_extra */
+    double *w_ih, *w_hh, *b_ih, *b_hh, *w_peep, *x, *h0, *c0; /* x dense (T*B, I) */
     int *lengths;
 } layer_case;
 
@@ -121,9 +120,9 @@ static void case_describe(const layer_case *c, const char *what, fr_dtype dt)
              "%s %s %s%s%s I=%d H=%d T=%d B=%d rev=%d bias=%d lengths=%d h0=%d c0=%d "
              "packed=%d/%d threads=%d strides+%d/+%d",
              what, dt == FR_F32 ? "f32" : "f64", names[c->cell], c->peephole ? "+peep" : "",
-             c->cell == FR_GRU && !c->lbr ? "(original)" : "", c->I, c->H, c->T, c->B,
-             c->reverse, c->bias, c->use_lengths, c->use_h0, c->use_c0, c->packed_ih,
-             c->packed_hh, c->threads, c->x_extra, c->y_extra);
+             c->cell == FR_GRU && !c->lbr ? "(original)" : "", c->I, c->H, c->T, c->B, c->reverse,
+             c->bias, c->use_lengths, c->use_h0, c->use_c0, c->packed_ih, c->packed_hh, c->threads,
+             c->x_extra, c->y_extra);
 }
 
 /* Weights and data for the sizes and options already set in c. The scale
@@ -150,8 +149,15 @@ static void case_fill(layer_case *c, rng_t *r)
 
 static void case_free(layer_case *c)
 {
-    free(c->w_ih); free(c->w_hh); free(c->b_ih); free(c->b_hh); free(c->w_peep);
-    free(c->x); free(c->h0); free(c->c0); free(c->lengths);
+    free(c->w_ih);
+    free(c->w_hh);
+    free(c->b_ih);
+    free(c->b_hh);
+    free(c->w_peep);
+    free(c->x);
+    free(c->h0);
+    free(c->c0);
+    free(c->lengths);
 }
 
 /* The values a run in dtype dt computes with (rounded to float for f32). */
@@ -165,13 +171,13 @@ static double *rounded(const double *a, size_t n, fr_dtype dt)
     return d;
 }
 
-typedef struct {               /* a case's arrays in one dtype, for one run */
+typedef struct { /* a case's arrays in one dtype, for one run */
     fr_dtype dt;
     fr_layer L;
     void *w_ih, *w_hh, *b_ih, *b_hh, *w_peep, *p_ih, *p_hh, *x, *h0, *c0;
     int *lengths;
-    size_t nx;                 /* elements of the spaced x buffer */
-    void *copies[10];          /* inputs as they were, to check they are never written */
+    size_t nx;        /* elements of the spaced x buffer */
+    void *copies[10]; /* inputs as they were, to check they are never written */
     size_t sizes[10];
 } typed_case;
 
@@ -191,7 +197,7 @@ static typed_case typed_make(const layer_case *c, fr_dtype dt)
     t.c0 = typed(c->c0, (size_t)c->B * c->H, dt);
     t.nx = rows ? (size_t)(rows - 1) * xs + c->I : 0;
     t.x = xalloc(t.nx, dt);
-    fill_nan(t.x, t.nx, dt);                       /* the gaps between rows: never read */
+    fill_nan(t.x, t.nx, dt); /* the gaps between rows: never read */
     for (int row = 0; row < rows; row++)
         for (int i = 0; i < c->I; i++)
             put(t.x, (size_t)row * xs + i, c->x[(size_t)row * c->I + i], dt);
@@ -221,9 +227,16 @@ static typed_case typed_make(const layer_case *c, fr_dtype dt)
     t.L.w_hh_packed = t.p_hh;
     t.L.w_ih_packed = t.p_ih;
     void *in[10] = {t.w_ih, t.w_hh, t.b_ih, t.b_hh, t.w_peep, t.p_ih, t.p_hh, t.x, t.h0, t.c0};
-    size_t n[10] = {(size_t)GH * c->I, (size_t)GH * c->H, (size_t)GH, (size_t)GH,
-                    (size_t)3 * c->H, fr_packed_size(GH, c->I), fr_packed_size(GH, c->H), t.nx,
-                    (size_t)c->B * c->H, (size_t)c->B * c->H};
+    size_t n[10] = {(size_t)GH * c->I,
+                    (size_t)GH * c->H,
+                    (size_t)GH,
+                    (size_t)GH,
+                    (size_t)3 * c->H,
+                    fr_packed_size(GH, c->I),
+                    fr_packed_size(GH, c->H),
+                    t.nx,
+                    (size_t)c->B * c->H,
+                    (size_t)c->B * c->H};
     for (int k = 0; k < 10; k++) {
         t.sizes[k] = in[k] ? n[k] * dsize(dt) : 0;
         t.copies[k] = in[k] ? malloc(t.sizes[k] ? t.sizes[k] : 1) : NULL;
@@ -235,22 +248,30 @@ static typed_case typed_make(const layer_case *c, fr_dtype dt)
 
 static void typed_check_unchanged(const typed_case *t, const int *lengths, int B)
 {
-    const void *in[10] = {t->w_ih, t->w_hh, t->b_ih, t->b_hh, t->w_peep, t->p_ih, t->p_hh,
-                          t->x, t->h0, t->c0};
-    static const char *names[10] = {"w_ih", "w_hh", "b_ih", "b_hh", "w_peep", "w_ih_packed",
-                                    "w_hh_packed", "x", "h0", "c0"};
+    const void *in[10] = {t->w_ih, t->w_hh, t->b_ih, t->b_hh, t->w_peep,
+                          t->p_ih, t->p_hh, t->x,    t->h0,   t->c0};
+    static const char *names[10] = {"w_ih",        "w_hh",        "b_ih", "b_hh", "w_peep",
+                                    "w_ih_packed", "w_hh_packed", "x",    "h0",   "c0"};
     for (int k = 0; k < 10; k++)
         if (in[k])
-            CHECK(memcmp(in[k], t->copies[k], t->sizes[k]) == 0, "input %s was written",
-                  names[k]);
+            CHECK(memcmp(in[k], t->copies[k], t->sizes[k]) == 0, "input %s was written", names[k]);
     if (lengths)
         CHECK(memcmp(lengths, t->lengths, (size_t)B * sizeof(int)) == 0, "lengths written");
 }
 
 static void typed_free(typed_case *t)
 {
-    free(t->w_ih); free(t->w_hh); free(t->b_ih); free(t->b_hh); free(t->w_peep);
-    free(t->p_ih); free(t->p_hh); free(t->x); free(t->h0); free(t->c0); free(t->lengths);
+    free(t->w_ih);
+    free(t->w_hh);
+    free(t->b_ih);
+    free(t->b_hh);
+    free(t->w_peep);
+    free(t->p_ih);
+    free(t->p_hh);
+    free(t->x);
+    free(t->h0);
+    free(t->c0);
+    free(t->lengths);
     for (int k = 0; k < 10; k++)
         free(t->copies[k]);
 }
@@ -288,11 +309,20 @@ static ref_case ref_make(const layer_case *c, fr_dtype dt)
 
 static void ref_free(ref_case *R)
 {
-    free(R->w_ih); free(R->w_hh); free(R->b_ih); free(R->b_hh); free(R->w_peep);
-    free(R->x); free(R->h0); free(R->c0);
+    free(R->w_ih);
+    free(R->w_hh);
+    free(R->b_ih);
+    free(R->b_hh);
+    free(R->w_peep);
+    free(R->x);
+    free(R->h0);
+    free(R->c0);
 }
 
-static double tol_for(fr_dtype dt) { return dt == FR_F32 ? 2e-5 : 1e-11; }
+static double tol_for(fr_dtype dt)
+{
+    return dt == FR_F32 ? 2e-5 : 1e-11;
+}
 
 /* ---- fr_forward ------------------------------------------------------------ */
 
@@ -306,7 +336,7 @@ static void check_forward_run(const layer_case *c, fr_dtype dt, int with_cache, 
     typed_case t = typed_make(c, dt);
     size_t ny = rows ? (size_t)(rows - 1) * ys + H : 0, nh = (size_t)B * H;
     void *y = xalloc(ny, dt), *h_n = xalloc(nh, dt), *c_n = lstm ? xalloc(nh, dt) : NULL;
-    for (size_t i = 0; i < ny; i++)                /* gaps keep 555, rows start as NaN */
+    for (size_t i = 0; i < ny; i++) /* gaps keep 555, rows start as NaN */
         put(y, i, (i % ys) < (size_t)H ? NAN : 555.0, dt);
     fill_nan(h_n, nh, dt);
     if (c_n)
@@ -364,11 +394,11 @@ static void check_forward_run(const layer_case *c, fr_dtype dt, int with_cache, 
               rh[i]);
         if (c_n) {
             v = get(c_n, i, dt);
-            CHECK(fabs(v - rc[i]) <= tol * (1 + fabs(rc[i])), "c_n[%zu] = %.12g, want %.12g", i,
-                  v, rc[i]);
+            CHECK(fabs(v - rc[i]) <= tol * (1 + fabs(rc[i])), "c_n[%zu] = %.12g, want %.12g", i, v,
+                  rc[i]);
         }
     }
-    if (cache) {          /* every element of the cache is defined (backward reads it all) */
+    if (cache) { /* every element of the cache is defined (backward reads it all) */
         size_t nan = 0;
         for (size_t i = 0; i < ncache; i++)
             nan += isnan(get(cache, i, dt));
@@ -378,9 +408,14 @@ static void check_forward_run(const layer_case *c, fr_dtype dt, int with_cache, 
         *cache_out = cache;
     else
         free(cache);
-    free(ry); free(rh); free(rc);
+    free(ry);
+    free(rh);
+    free(rc);
     ref_free(&R);
-    free(y); free(h_n); free(c_n); free(work);
+    free(y);
+    free(h_n);
+    free(c_n);
+    free(work);
     typed_free(&t);
 }
 
@@ -394,13 +429,15 @@ static void check_forward(const layer_case *c)
 
 /* ---- fr_backward -------------------------------------------------------------- */
 
-typedef struct {            /* what a backward returns, as doubles (NULL where skipped) */
+typedef struct { /* what a backward returns, as doubles (NULL where skipped) */
     double *dx, *dh0, *dc0, *g[5];
 } grads_out;
 
 static void grads_free(grads_out *o)
 {
-    free(o->dx); free(o->dh0); free(o->dc0);
+    free(o->dx);
+    free(o->dh0);
+    free(o->dc0);
     for (int k = 0; k < 5; k++)
         free(o->g[k]);
 }
@@ -408,8 +445,8 @@ static void grads_free(grads_out *o)
 /* The gradient of loss = sum dy.y + dh_n.h_n + dc_n.c_n. skip: bit k set
  * skips output k (0 dx, 1 dh0, 2 dc0, 3.. the 5 parameter gradients). */
 static grads_out run_backward(const layer_case *c, fr_dtype dt, const double *dy,
-                              const double *dh_n, const double *dc_n, int skip,
-                              int dx_accumulate, int dy_extra, int dx_extra)
+                              const double *dh_n, const double *dc_n, int skip, int dx_accumulate,
+                              int dy_extra, int dx_extra)
 {
     const int H = c->H, I = c->I, B = c->B, T = c->T, rows = T * B, G = fr_gates(c->cell);
     const int GH = G * H, lstm = c->cell == FR_LSTM;
@@ -439,7 +476,7 @@ static grads_out run_backward(const layer_case *c, fr_dtype dt, const double *dy
     void *dyb = NULL;
     if (dy) {
         dyb = xalloc(ndy, dt);
-        fill_nan(dyb, ndy, dt);                       /* gaps and padded rows: ignored */
+        fill_nan(dyb, ndy, dt); /* gaps and padded rows: ignored */
         for (int row = 0; row < rows; row++) {
             int tt = row / B, b = row % B;
             if (c->lengths && tt >= c->lengths[b])
@@ -458,9 +495,9 @@ static grads_out run_backward(const layer_case *c, fr_dtype dt, const double *dy
     if (!(skip & 1)) {
         dxb = xalloc(ndx, dt);
         dx_before = malloc((ndx + 1) * sizeof(double));
-        for (size_t i = 0; i < ndx; i++) {       /* gaps: 444, never written */
+        for (size_t i = 0; i < ndx; i++) { /* gaps: 444, never written */
             int gap = (i % dxs) >= (size_t)I;
-            double old = dx_accumulate ? 0.25 * (double)(i % 7) : NAN;   /* exact in float */
+            double old = dx_accumulate ? 0.25 * (double)(i % 7) : NAN; /* exact in float */
             dx_before[i] = gap ? 444.0 : old;
             put(dxb, i, dx_before[i], dt);
         }
@@ -493,7 +530,7 @@ static grads_out run_backward(const layer_case *c, fr_dtype dt, const double *dy
 
     grads_out o;
     memset(&o, 0, sizeof o);
-    if (dxb) {                                   /* dense dx, accumulation taken out */
+    if (dxb) { /* dense dx, accumulation taken out */
         o.dx = malloc(((size_t)rows * I + 1) * sizeof(double));
         for (size_t i = 0; i < ndx; i++) {
             double v = get(dxb, i, dt);
@@ -516,7 +553,13 @@ static grads_out run_backward(const layer_case *c, fr_dtype dt, const double *dy
         }
     for (int k = 0; k < 5; k++)
         free(gb[k]);
-    free(dh0); free(dc0); free(dxb); free(dx_before); free(dhn); free(dcn); free(dyb);
+    free(dh0);
+    free(dc0);
+    free(dxb);
+    free(dx_before);
+    free(dhn);
+    free(dcn);
+    free(dyb);
     free(S.work);
     free(cache);
     typed_free(&t);
@@ -539,18 +582,21 @@ static double ref_loss(const layer_case *c, double eps, double *const v[8], cons
     const int H = c->H, B = c->B, T = c->T, GH = fr_gates(c->cell) * H;
     const double *base[8] = {c->x, c->h0, c->c0, c->w_ih, c->w_hh, c->b_ih, c->b_hh, c->w_peep};
     size_t n[8] = {(size_t)T * B * c->I, (size_t)B * H, (size_t)B * H, (size_t)GH * c->I,
-                   (size_t)GH * H, (size_t)GH, (size_t)GH, (size_t)3 * H};
+                   (size_t)GH * H,       (size_t)GH,    (size_t)GH,    (size_t)3 * H};
     double *moved[8];
     for (int k = 0; k < 8; k++) {
         moved[k] = NULL;
         if (!base[k] && k > 2)
-            continue;                      /* no such parameter */
+            continue; /* no such parameter */
         moved[k] = malloc((n[k] + 1) * sizeof(double));
         for (size_t i = 0; i < n[k]; i++)
             moved[k][i] = (base[k] ? base[k][i] : 0) + (v[k] ? eps * v[k][i] : 0);
     }
-    ref_layer L = {c->cell, c->peephole && c->cell == FR_LSTM, c->lbr, c->I, H, moved[3],
-                   moved[4], moved[5], moved[6], moved[7]};
+    ref_layer L = {c->cell,  c->peephole && c->cell == FR_LSTM,
+                   c->lbr,   c->I,
+                   H,        moved[3],
+                   moved[4], moved[5],
+                   moved[6], moved[7]};
     double *y = malloc(((size_t)T * B * H + 1) * sizeof(double));
     double *hn = malloc(((size_t)B * H + 1) * sizeof(double));
     double *cn = malloc(((size_t)B * H + 1) * sizeof(double));
@@ -559,7 +605,9 @@ static double ref_loss(const layer_case *c, double eps, double *const v[8], cons
                (c->cell == FR_LSTM ? dotn(dc_n, cn, (size_t)B * H) : 0);
     for (int k = 0; k < 8; k++)
         free(moved[k]);
-    free(y); free(hn); free(cn);
+    free(y);
+    free(hn);
+    free(cn);
     return s;
 }
 
@@ -571,20 +619,20 @@ static void check_backward(const layer_case *c, rng_t *r, int skip, int use_dy, 
     double *dy = use_dy ? rand_array(r, (size_t)T * B * H, 1) : NULL;
     double *dh_n = use_dstate ? rand_array(r, (size_t)B * H, 1) : NULL;
     double *dc_n = use_dstate && lstm ? rand_array(r, (size_t)B * H, 1) : NULL;
-    if (dy && c->lengths)                  /* padded rows carry no gradient */
+    if (dy && c->lengths) /* padded rows carry no gradient */
         for (int row = 0; row < T * B; row++)
             if (row / B >= c->lengths[row % B])
                 for (int j = 0; j < H; j++)
                     dy[(size_t)row * H + j] = 0;
-    grads_out g64 = run_backward(c, FR_F64, dy, dh_n, dc_n, skip, dx_accumulate, dy_extra,
-                                 dx_extra);
-    grads_out g32 = run_backward(c, FR_F32, dy, dh_n, dc_n, skip, dx_accumulate, dy_extra,
-                                 dx_extra);
+    grads_out g64 =
+        run_backward(c, FR_F64, dy, dh_n, dc_n, skip, dx_accumulate, dy_extra, dx_extra);
+    grads_out g32 =
+        run_backward(c, FR_F32, dy, dh_n, dc_n, skip, dx_accumulate, dy_extra, dx_extra);
     case_describe(c, "backward check", FR_F64);
 
     /* float64: one central difference along a random direction of everything */
     size_t n[8] = {(size_t)T * B * I, (size_t)B * H, (size_t)B * H, (size_t)GH * I,
-                   (size_t)GH * H, (size_t)GH, (size_t)GH, (size_t)3 * H};
+                   (size_t)GH * H,    (size_t)GH,    (size_t)GH,    (size_t)3 * H};
     double *got[8] = {g64.dx, g64.dh0, g64.dc0, g64.g[0], g64.g[1], g64.g[2], g64.g[3], g64.g[4]};
     double *v[8];
     double analytic = 0, scale = 0;
@@ -597,29 +645,31 @@ static void check_backward(const layer_case *c, rng_t *r, int skip, int use_dy, 
         }
     }
     double eps = 1e-6;
-    double numeric = (ref_loss(c, eps, v, dy, dh_n, dc_n) - ref_loss(c, -eps, v, dy, dh_n, dc_n)) /
-                     (2 * eps);
+    double numeric =
+        (ref_loss(c, eps, v, dy, dh_n, dc_n) - ref_loss(c, -eps, v, dy, dh_n, dc_n)) / (2 * eps);
     if (fabs(analytic - numeric) > 1e-6 * scale + 1e-8) {
         /* relu: a pre-activation within eps of 0 puts the difference across
          * the kink; 100 times closer it (almost surely) is not */
         eps = 1e-8;
-        double closer = (ref_loss(c, eps, v, dy, dh_n, dc_n) -
-                         ref_loss(c, -eps, v, dy, dh_n, dc_n)) / (2 * eps);
+        double closer =
+            (ref_loss(c, eps, v, dy, dh_n, dc_n) - ref_loss(c, -eps, v, dy, dh_n, dc_n)) /
+            (2 * eps);
         if (fabs(analytic - closer) <= 1e-6 * scale + 1e-6)
             numeric = closer;
     }
     CHECK(fabs(analytic - numeric) <= 1e-6 * scale + 1e-8,
           "gradient along a random direction %.12g, central difference %.12g", analytic, numeric);
-    if (fabs(analytic - numeric) > 1e-6 * scale + 1e-8) {    /* which gradient is off */
-        static const char *what[8] = {"dx", "dh0", "dc0", "dw_ih", "dw_hh", "db_ih", "db_hh",
-                                      "dw_peep"};
+    if (fabs(analytic - numeric) > 1e-6 * scale + 1e-8) { /* which gradient is off */
+        static const char *what[8] = {"dx",    "dh0",   "dc0",   "dw_ih",
+                                      "dw_hh", "db_ih", "db_hh", "dw_peep"};
         for (int k = 0; k < 8; k++) {
             if (!got[k])
                 continue;
             double *only[8] = {NULL};
             only[k] = v[k];
-            double num = (ref_loss(c, eps, only, dy, dh_n, dc_n) -
-                          ref_loss(c, -eps, only, dy, dh_n, dc_n)) / (2 * eps);
+            double num =
+                (ref_loss(c, eps, only, dy, dh_n, dc_n) - ref_loss(c, -eps, only, dy, dh_n, dc_n)) /
+                (2 * eps);
             fprintf(stderr, "    %-8s analytic %.12g  central difference %.12g\n", what[k],
                     dotn(got[k], v[k], n[k]), num);
         }
@@ -631,8 +681,8 @@ static void check_backward(const layer_case *c, rng_t *r, int skip, int use_dy, 
         for (size_t i = 0; got[k] && i < n[k]; i++)
             big = fmax(big, fabs(got[k][i]));
     double *got32[8] = {g32.dx, g32.dh0, g32.dc0, g32.g[0], g32.g[1], g32.g[2], g32.g[3], g32.g[4]};
-    static const char *names[8] = {"dx", "dh0", "dc0", "dw_ih", "dw_hh", "db_ih", "db_hh",
-                                   "dw_peep"};
+    static const char *names[8] = {"dx",    "dh0",   "dc0",   "dw_ih",
+                                   "dw_hh", "db_ih", "db_hh", "dw_peep"};
     for (int k = 0; k < 8; k++) {
         CHECK(!got[k] == !got32[k], "%s present in one dtype only", names[k]);
         for (size_t i = 0; got[k] && got32[k] && i < n[k]; i++)
@@ -643,7 +693,9 @@ static void check_backward(const layer_case *c, rng_t *r, int skip, int use_dy, 
         free(v[k]);
     grads_free(&g64);
     grads_free(&g32);
-    free(dy); free(dh_n); free(dc_n);
+    free(dy);
+    free(dh_n);
+    free(dc_n);
 }
 
 /* ---- streams ------------------------------------------------------------------ */
@@ -651,9 +703,10 @@ static void check_backward(const layer_case *c, rng_t *r, int skip, int use_dy, 
 static void check_stream(rng_t *r, fr_dtype dt, fr_cell cell, int peephole, int lbr, int bias,
                          int nl, int I, int H, int B, int T, int packed)
 {
-    snprintf(g_case, sizeof g_case, "stream %s cell=%d peep=%d lbr=%d bias=%d L=%d I=%d H=%d "
-             "B=%d T=%d packed=%d", dt == FR_F32 ? "f32" : "f64", cell, peephole, lbr, bias, nl,
-             I, H, B, T, packed);
+    snprintf(g_case, sizeof g_case,
+             "stream %s cell=%d peep=%d lbr=%d bias=%d L=%d I=%d H=%d "
+             "B=%d T=%d packed=%d",
+             dt == FR_F32 ? "f32" : "f64", cell, peephole, lbr, bias, nl, I, H, B, T, packed);
     layer_case lc[4];
     typed_case tc[4];
     fr_layer layers[4];
@@ -665,7 +718,7 @@ static void check_stream(rng_t *r, fr_dtype dt, fr_cell cell, int peephole, int 
         lc[l].bias = bias;
         lc[l].I = l ? H : I;
         lc[l].H = H;
-        lc[l].T = l ? 0 : T;                /* layer 0 holds the input sequence */
+        lc[l].T = l ? 0 : T; /* layer 0 holds the input sequence */
         lc[l].B = B;
         lc[l].packed_hh = lc[l].packed_ih = packed;
         case_fill(&lc[l], r);
@@ -695,7 +748,9 @@ static void check_stream(rng_t *r, fr_dtype dt, fr_cell cell, int peephole, int 
         double *hn = malloc(((size_t)B * H + 1) * sizeof(double));
         double *cn = malloc(((size_t)B * H + 1) * sizeof(double));
         ref_forward(&R.L, T, B, 0, NULL, in, NULL, NULL, out, hn, cn);
-        free(in); free(hn); free(cn);
+        free(in);
+        free(hn);
+        free(cn);
         in = out;
         ref_free(&R);
     }
@@ -708,8 +763,8 @@ static void check_stream(rng_t *r, fr_dtype dt, fr_cell cell, int peephole, int 
         fr_stream_step(&s, x, y);
         for (int i = 0; i < B * H; i++) {
             double v = get(y, (size_t)i, dt), w = out[(size_t)t * B * H + i];
-            CHECK(fabs(v - w) <= tol * (1 + fabs(w)), "step %d y[%d] = %.10g, want %.10g", t, i,
-                  v, w);
+            CHECK(fabs(v - w) <= tol * (1 + fabs(w)), "step %d y[%d] = %.10g, want %.10g", t, i, v,
+                  w);
         }
     }
     /* run from a reset state gives the same as the steps; reset(row) zeroes one row */
@@ -730,7 +785,12 @@ static void check_stream(rng_t *r, fr_dtype dt, fr_cell cell, int peephole, int 
     fr_stream_step(&s, x, NULL);
     for (int l = 0; l < nl; l++)
         typed_check_unchanged(&tc[l], NULL, B);
-    free(xs); free(ys); free(x); free(y); free(out); free(memory);
+    free(xs);
+    free(ys);
+    free(x);
+    free(y);
+    free(out);
+    free(memory);
     for (int l = 0; l < nl; l++) {
         typed_free(&tc[l]);
         case_free(&lc[l]);

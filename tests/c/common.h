@@ -21,27 +21,29 @@
 /* ---- failures ---------------------------------------------------------- */
 
 static int g_failures = 0;
-static char g_case[512] = "";     /* what the current check is about */
+static char g_case[512] = ""; /* what the current check is about */
 
-#define CHECK(cond, ...)                                                       \
-    do {                                                                       \
-        if (!(cond)) {                                                         \
-            g_failures++;                                                      \
-            fprintf(stderr, "FAIL %s:%d [%s] ", __FILE__, __LINE__, g_case);   \
-            fprintf(stderr, __VA_ARGS__);                                      \
-            fputc('\n', stderr);                                               \
-            if (g_failures > 20) {                                             \
-                fprintf(stderr, "too many failures\n");                        \
-                exit(1);                                                       \
-            }                                                                  \
-        }                                                                      \
+#define CHECK(cond, ...)                                                     \
+    do {                                                                     \
+        if (!(cond)) {                                                       \
+            g_failures++;                                                    \
+            fprintf(stderr, "FAIL %s:%d [%s] ", __FILE__, __LINE__, g_case); \
+            fprintf(stderr, __VA_ARGS__);                                    \
+            fputc('\n', stderr);                                             \
+            if (g_failures > 20) {                                           \
+                fprintf(stderr, "too many failures\n");                      \
+                exit(1);                                                     \
+            }                                                                \
+        }                                                                    \
     } while (0)
 
 /* ---- random numbers ---------------------------------------------------- */
 
-typedef struct { uint64_t s; } rng_t;
+typedef struct {
+    uint64_t s;
+} rng_t;
 
-static uint64_t rng_next(rng_t *r)   /* splitmix64 */
+static uint64_t rng_next(rng_t *r) /* splitmix64 */
 {
     uint64_t z = (r->s += 0x9E3779B97F4A7C15ull);
     z = (z ^ (z >> 30)) * 0xBF58476D1CE4E5B9ull;
@@ -49,19 +51,22 @@ static uint64_t rng_next(rng_t *r)   /* splitmix64 */
     return z ^ (z >> 31);
 }
 
-static int rng_int(rng_t *r, int lo, int hi)   /* in [lo, hi] */
+static int rng_int(rng_t *r, int lo, int hi) /* in [lo, hi] */
 {
     return lo + (int)(rng_next(r) % (uint64_t)(hi - lo + 1));
 }
 
-static double rng_unif(rng_t *r, double a)     /* in [-a, a) */
+static double rng_unif(rng_t *r, double a) /* in [-a, a) */
 {
     return a * (2.0 * (double)(rng_next(r) >> 11) / 9007199254740992.0 - 1.0);
 }
 
 /* ---- buffers ----------------------------------------------------------- */
 
-static size_t dsize(fr_dtype dt) { return dt == FR_F32 ? sizeof(float) : sizeof(double); }
+static size_t dsize(fr_dtype dt)
+{
+    return dt == FR_F32 ? sizeof(float) : sizeof(double);
+}
 
 /* exactly n elements (at least one byte, so the pointer is never NULL) */
 static void *xalloc(size_t n, fr_dtype dt)
@@ -127,27 +132,27 @@ static double *rand_array(rng_t *r, size_t n, double a)
 
 /* ---- a naive Fortran ?gemm (column-major), fastrnn's "BLAS" ------------- */
 
-#define NAIVE_GEMM(NAME, T)                                                                 \
-    static void NAME(char *ta, char *tb, int *m, int *n, int *k, T *alpha, T *a, int *lda,  \
-                     T *b, int *ldb, T *beta, T *c, int *ldc)                               \
-    {                                                                                       \
-        const int M = *m, N = *n, K = *k, ta_ = (*ta == 'T' || *ta == 't'),                 \
-                  tb_ = (*tb == 'T' || *tb == 't');                                         \
-        CHECK(*lda >= (ta_ ? (K > 1 ? K : 1) : (M > 1 ? M : 1)), "gemm lda %d", *lda);      \
-        CHECK(*ldb >= (tb_ ? (N > 1 ? N : 1) : (K > 1 ? K : 1)), "gemm ldb %d", *ldb);      \
-        CHECK(*ldc >= (M > 1 ? M : 1), "gemm ldc %d < m %d", *ldc, M);                      \
-        for (int j = 0; j < N; j++)                                                         \
-            for (int i = 0; i < M; i++) {                                                   \
-                double s = 0;                                                               \
-                for (int p = 0; p < K; p++) {                                               \
-                    double av = ta_ ? a[p + (size_t)i * *lda] : a[i + (size_t)p * *lda];    \
-                    double bv = tb_ ? b[j + (size_t)p * *ldb] : b[p + (size_t)j * *ldb];    \
-                    s += av * bv;                                                           \
-                }                                                                           \
-                T *cij = &c[i + (size_t)j * *ldc];                                          \
-                /* beta == 0: C is output only (BLAS semantics: NaN in C is ignored) */     \
-                *cij = (T)(*alpha * s + (*beta == 0 ? 0 : *beta * *cij));                   \
-            }                                                                               \
+#define NAIVE_GEMM(NAME, T)                                                                      \
+    static void NAME(char *ta, char *tb, int *m, int *n, int *k, T *alpha, T *a, int *lda, T *b, \
+                     int *ldb, T *beta, T *c, int *ldc)                                          \
+    {                                                                                            \
+        const int M = *m, N = *n, K = *k, ta_ = (*ta == 'T' || *ta == 't'),                      \
+                  tb_ = (*tb == 'T' || *tb == 't');                                              \
+        CHECK(*lda >= (ta_ ? (K > 1 ? K : 1) : (M > 1 ? M : 1)), "gemm lda %d", *lda);           \
+        CHECK(*ldb >= (tb_ ? (N > 1 ? N : 1) : (K > 1 ? K : 1)), "gemm ldb %d", *ldb);           \
+        CHECK(*ldc >= (M > 1 ? M : 1), "gemm ldc %d < m %d", *ldc, M);                           \
+        for (int j = 0; j < N; j++)                                                              \
+            for (int i = 0; i < M; i++) {                                                        \
+                double s = 0;                                                                    \
+                for (int p = 0; p < K; p++) {                                                    \
+                    double av = ta_ ? a[p + (size_t)i * *lda] : a[i + (size_t)p * *lda];         \
+                    double bv = tb_ ? b[j + (size_t)p * *ldb] : b[p + (size_t)j * *ldb];         \
+                    s += av * bv;                                                                \
+                }                                                                                \
+                T *cij = &c[i + (size_t)j * *ldc];                                               \
+                /* beta == 0: C is output only (BLAS semantics: NaN in C is ignored) */          \
+                *cij = (T)(*alpha * s + (*beta == 0 ? 0 : *beta * *cij));                        \
+            }                                                                                    \
     }
 
 NAIVE_GEMM(naive_sgemm, float)
@@ -159,12 +164,15 @@ static const fr_blas NAIVE_BLAS = {naive_sgemm, naive_dgemm};
 
 typedef struct {
     fr_cell cell;
-    int peephole, lbr;           /* LSTM peepholes; GRU linear_before_reset */
+    int peephole, lbr; /* LSTM peepholes; GRU linear_before_reset */
     int I, H;
-    const double *w_ih, *w_hh, *b_ih, *b_hh, *w_peep;   /* b_*, w_peep may be NULL */
+    const double *w_ih, *w_hh, *b_ih, *b_hh, *w_peep; /* b_*, w_peep may be NULL */
 } ref_layer;
 
-static double sigm(double v) { return 1.0 / (1.0 + exp(-v)); }
+static double sigm(double v)
+{
+    return 1.0 / (1.0 + exp(-v));
+}
 
 /* row-vector times W^T: out[n] = sum_k v[k] W[n, k] for rows n0 .. n0+cnt of W */
 static void rowdot(const double *W, int ncols, int n0, int cnt, const double *v, double *out)
@@ -211,7 +219,7 @@ static void ref_step(const ref_layer *L, const double *x, double *h, double *c)
             r[j] = sigm(xa[j] + ha[j]);
             rh[j] = r[j] * h[j];
         }
-        rowdot(L->w_hh, H, 2 * H, H, rh, wn);            /* W_hn (r h) */
+        rowdot(L->w_hh, H, 2 * H, H, rh, wn); /* W_hn (r h) */
         for (int j = 0; j < H; j++) {
             double z = sigm(xa[H + j] + ha[H + j]);
             double n = L->lbr ? tanh(xa[2 * H + j] + r[j] * ha[2 * H + j])
@@ -231,8 +239,8 @@ static void ref_step(const ref_layer *L, const double *x, double *h, double *c)
 /* Over a sequence, as fr_forward: x dense (T*B, I), y dense (T*B, H) with
  * zeros past each row's length, h_n / c_n (B, H). h0, c0 may be NULL. */
 static void ref_forward(const ref_layer *L, int T, int B, int reverse, const int *lengths,
-                        const double *x, const double *h0, const double *c0, double *y,
-                        double *h_n, double *c_n)
+                        const double *x, const double *h0, const double *c0, double *y, double *h_n,
+                        double *c_n)
 {
     const int H = L->H;
     double *h = malloc((size_t)(H ? H : 1) * sizeof(double));

@@ -44,7 +44,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     c.y_extra = (flags2 >> 2) & 7;
     uint64_t seed = 0x2545F4914F6CDD1Dull;
     while (p < end)
-        seed = (seed ^ *p++) * 0x100000001B3ull;       /* the rest seeds the data */
+        seed = (seed ^ *p++) * 0x100000001B3ull; /* the rest seeds the data */
     rng_t r = {seed};
     case_fill(&c, &r);
     check_forward(&c);
@@ -62,14 +62,14 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
                  (seed >> 46) & 1 ? 1.0f : 0.0f, (int)((seed >> 47) & 3), (int)((seed >> 49) & 3));
     check_pack(&r, (seed >> 51) & 1 ? FR_F64 : FR_F32, N, K ? K : 1);
     if (g_failures) {
-        FILE *f = fopen("fuzz_kernels-failure.bin", "wb");   /* replay: ./fuzz_kernels FILE */
+        FILE *f = fopen("fuzz_kernels-failure.bin", "wb"); /* replay: ./fuzz_kernels FILE */
         if (f) {
             fwrite(data, 1, size, f);
             fclose(f);
         }
         fprintf(stderr, "fuzz_kernels: check failed on this input (saved in "
                         "fuzz_kernels-failure.bin)\n");
-        abort();                         /* a finding, for libFuzzer and the driver alike */
+        abort(); /* a finding, for libFuzzer and the driver alike */
     }
     return 0;
 }
@@ -85,7 +85,7 @@ int main(int argc, char **argv)
             runs = atol(argv[a] + 6);
         else if (!strncmp(argv[a], "-seed=", 6))
             seed = strtoull(argv[a] + 6, NULL, 10);
-        else {                                   /* replay an input file */
+        else { /* replay an input file */
             FILE *f = fopen(argv[a], "rb");
             if (!f) {
                 perror(argv[a]);
@@ -110,8 +110,7 @@ int main(int argc, char **argv)
             buf[k] = (uint8_t)rng_next(&r);
         LLVMFuzzerTestOneInput(buf, n);
     }
-    printf("fuzz_kernels: %ld random inputs passed (seed %llu)\n", runs,
-           (unsigned long long)seed);
+    printf("fuzz_kernels: %ld random inputs passed (seed %llu)\n", runs, (unsigned long long)seed);
     return 0;
 }
 #endif

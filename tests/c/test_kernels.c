@@ -72,7 +72,7 @@ int main(int argc, char **argv)
         for (int i = 0; i < 100 * rounds; i++, checks++) {
             int M = rng_int(&r, 0, 20), N = rng_int(&r, 1, 100), K = rng_int(&r, 0, 70);
             int n0 = rng_int(&r, 0, N), n1 = rng_int(&r, n0, N);
-            if (rng_int(&r, 0, 1)) {                 /* block-aligned ranges, the fast case */
+            if (rng_int(&r, 0, 1)) { /* block-aligned ranges, the fast case */
                 n0 = n0 / 32 * 32;
                 n1 = rng_int(&r, 0, 1) ? N : (n1 + 31) / 32 * 32 < N ? (n1 + 31) / 32 * 32 : N;
             }
@@ -80,7 +80,7 @@ int main(int argc, char **argv)
             check_matmul(&r, level, i & 1, M, N, K, n0, n1, betas[rng_int(&r, 0, 2)],
                          rng_int(&r, 0, 3), rng_int(&r, 0, 3));
         }
-        for (int i = 0; i < 4; i++, checks++) {  /* A transposed: K in blocks of 1024 rows */
+        for (int i = 0; i < 4; i++, checks++) { /* A transposed: K in blocks of 1024 rows */
             int N = rng_int(&r, 1, 70);
             check_matmul(&r, level, 1, rng_int(&r, 1, 20), N, rng_int(&r, 1000, 2100), 0, N,
                          i & 1 ? 0.5f : 0.0f, rng_int(&r, 0, 3), rng_int(&r, 0, 3));
