@@ -4,8 +4,8 @@ import numpy as np
 
 from . import _core
 from ._validate import as_dtype, as_one_state, as_real_array, as_state, positive_int
-from .layers import GATES, Trainable, rnn_cell_kind, run_direction
-from .module import Module
+from .layers import GATES, rnn_cell_kind, run_direction
+from .module import Module, Trainable
 
 
 class _CellBase(Trainable, Module):
@@ -108,11 +108,13 @@ class _CellBase(Trainable, Module):
         dh0 = np.empty((B, H), self.dtype)
         dc0 = np.empty((B, H), self.dtype) if lstm else None
         params, grads = self._params, self.grads
-        _core.layer_backward(self._cell, self.peephole, self.linear_before_reset,
-                             params["weight_ih"], params["weight_hh"], params.get("weight_peep"),
-                             cache.x, None, False, cache.array, None, dh, dc, dx, False, dh0, dc0,
-                             grads["weight_ih"], grads["weight_hh"], grads.get("bias_ih"),
-                             grads.get("bias_hh"), grads.get("weight_peep"))
+        _core.layer_backward(
+            cell=self._cell, peephole=self.peephole, linear_before_reset=self.linear_before_reset,
+            w_ih=params["weight_ih"], w_hh=params["weight_hh"], w_peep=params.get("weight_peep"),
+            x=cache.x, lengths=None, reverse=False, cache=cache.array,
+            dy=None, dh_n=dh, dc_n=dc, dx=dx, dx_accumulate=False, dh0=dh0, dc0=dc0,
+            gw_ih=grads["weight_ih"], gw_hh=grads["weight_hh"], gb_ih=grads.get("bias_ih"),
+            gb_hh=grads.get("bias_hh"), gw_peep=grads.get("weight_peep"))
         if cache.unbatched:
             dx, dh0, dc0 = dx[0, 0], dh0[0], (None if dc0 is None else dc0[0])
         else:

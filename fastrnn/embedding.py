@@ -3,8 +3,7 @@
 import numpy as np
 
 from ._validate import as_dtype, positive_int
-from .layers import Trainable
-from .module import Module
+from .module import Module, Trainable
 
 
 class Embedding(Trainable, Module):

@@ -7,8 +7,9 @@
 `from_torch` never imports torch: it reads the module's configuration
 attributes and its state_dict() by duck typing (np.asarray of each
 tensor.detach().cpu()); the layer's dtype is the module's (float32 or
-float64). `to_torch_state_dict`, `to_torch` and the `fastrnn convert`
-command import torch, which they need. `convert` reads torch files with
+float64). `to_torch_state_dict` (every model's method, so defined with
+Module in fastrnn/module.py), `to_torch` and the `fastrnn convert` command
+import torch, which they need. `convert` reads torch files with
 torch.load(weights_only=True): tensors, state dicts and the torch.nn
 recurrent modules only, never arbitrary pickled code.
 
@@ -23,6 +24,7 @@ import warnings
 import numpy as np
 
 from . import cells, layers
+from .module import check_torch_expressible, to_torch_state_dict
 
 TORCH_CLASSES = ("RNN", "LSTM", "GRU", "RNNCell", "LSTMCell", "GRUCell")
 GATES = {"rnn": 1, "lstm": 4, "gru": 3}
@@ -135,28 +137,11 @@ def layer_from_state_dict(state_dict, kind, batch_first=False, dtype=None, dropo
     return model
 
 
-def to_torch_state_dict(model):
-    """The model's parameters as a dict of torch tensors (fresh copies) under
-    PyTorch's names, for torch's load_state_dict. Imports torch."""
-    import torch
-    _check_torch_expressible(model)
-    return {k: torch.from_numpy(v) for k, v in model.state_dict().items()}
-
-
-def _check_torch_expressible(model):
-    if getattr(model, "peephole", False):
-        raise ValueError("peephole: PyTorch's LSTM has no peephole connections, so this layer "
-                         "has no PyTorch equivalent (weight_peep would be dropped)")
-    if getattr(model, "linear_before_reset", True) is False:
-        raise ValueError("linear_before_reset=False: PyTorch's GRU computes only the "
-                         "linear_before_reset=True form, so this GRU has no PyTorch equivalent")
-
-
 def to_torch(model):
     """A new torch.nn module with the configuration and weights of a fastrnn
     RNN / LSTM / GRU layer or cell. Imports torch."""
     import torch
-    _check_torch_expressible(model)
+    check_torch_expressible(model)
     kind = type(model).__name__
     if kind not in TORCH_CLASSES:
         raise TypeError(f"model: expected a fastrnn RNN, LSTM, GRU or cell, got {kind}")

@@ -6,7 +6,7 @@ import numpy as np
 
 from . import _core
 from ._validate import as_dtype, as_lengths, as_one_state, as_real_array, as_state, positive_int
-from .module import Module
+from .module import Module, Trainable
 from .stream import make_stream
 from .threads import get_num_threads
 
@@ -39,38 +39,22 @@ def run_direction(cell, params, suffix, x, h0, c0, lengths, reverse, y, h_n, c_n
                   peephole=False, linear_before_reset=True, cache=None, module=None):
     """One layer-direction through C; parameters named `weight_ih{suffix}` etc.;
     with `module`, its cached packed weights."""
-    packed_hh = packed_ih = packed_hr = None
+    packed = packed_ih = packed_hr = None
     w_hr = params.get("weight_hr" + suffix)
     if module is not None:
-        packed_hh = module._packed("weight_hh" + suffix)
+        packed = module._packed("weight_hh" + suffix)
         packed_ih = module._packed("weight_ih" + suffix)
         if w_hr is not None:
             packed_hr = module._packed("weight_hr" + suffix)
-    _core.layer_forward(cell, peephole, linear_before_reset,
-                        params["weight_ih" + suffix], params["weight_hh" + suffix],
-                        params.get("bias_ih" + suffix), params.get("bias_hh" + suffix),
-                        params.get("weight_peep" + suffix),
-                        x, h0, c0, lengths, reverse, y, h_n, c_n, cache, packed_hh,
-                        get_num_threads(), packed_ih, w_hr, packed_hr)
-
-
-class Trainable:
-    """Gradients of a module's parameters, which backward adds into."""
-
-    @property
-    def grads(self):
-        """name -> gradient accumulated by backward (state-dict names and shapes),
-        created zeroed on first use."""
-        grads = self.__dict__.get("_grads")
-        if grads is None:
-            grads = {name: np.zeros_like(p) for name, p in self._params.items()}
-            self.__dict__["_grads"] = grads
-        return grads
-
-    def zero_grad(self):
-        """Set every accumulated gradient to zero."""
-        for g in self.grads.values():
-            g.fill(0)
+    w_ih, w_hh = params["weight_ih" + suffix], params["weight_hh" + suffix]
+    b_ih, b_hh = params.get("bias_ih" + suffix), params.get("bias_hh" + suffix)
+    w_peep = params.get("weight_peep" + suffix)
+    num_threads = get_num_threads()
+    # Positional, each value named as its parameter: keywords would cost a
+    # cell step (LSTMCell) a few percent in argument parsing.
+    _core.layer_forward(cell, peephole, linear_before_reset, w_ih, w_hh, b_ih, b_hh, w_peep,
+                        x, h0, c0, lengths, reverse, y, h_n, c_n, cache, packed,
+                        num_threads, packed_ih, w_hr, packed_hr)
 
 
 class _RNNBase(Trainable, Module):
@@ -299,16 +283,18 @@ class _RNNBase(Trainable, Module):
             for d in range(D):
                 k, sfx = layer * D + d, f"_l{layer}" + ("_reverse" if d else "")
                 _core.layer_backward(
-                    self._cell, self.peephole, self.linear_before_reset, params["weight_ih" + sfx],
-                    params["weight_hh" + sfx], params.get("weight_peep" + sfx),
-                    x, cache.lengths, d == 1, cache.arrays[k],
-                    dy[:, :, d * R:(d + 1) * R], None if dh_n is None else dh_n[k],
-                    None if dc_n is None else dc_n[k], dx, d > 0,
-                    dh0[k], None if dc0 is None else dc0[k],
-                    grads["weight_ih" + sfx], grads["weight_hh" + sfx],
-                    grads.get("bias_ih" + sfx), grads.get("bias_hh" + sfx),
-                    grads.get("weight_peep" + sfx), num_threads=get_num_threads(),
-                    w_hr=params.get("weight_hr" + sfx), gw_hr=grads.get("weight_hr" + sfx))
+                    cell=self._cell, peephole=self.peephole,
+                    linear_before_reset=self.linear_before_reset,
+                    w_ih=params["weight_ih" + sfx], w_hh=params["weight_hh" + sfx],
+                    w_peep=params.get("weight_peep" + sfx), w_hr=params.get("weight_hr" + sfx),
+                    x=x, lengths=cache.lengths, reverse=d == 1, cache=cache.arrays[k],
+                    dy=dy[:, :, d * R:(d + 1) * R], dh_n=None if dh_n is None else dh_n[k],
+                    dc_n=None if dc_n is None else dc_n[k],
+                    dx=dx, dx_accumulate=d > 0, dh0=dh0[k], dc0=None if dc0 is None else dc0[k],
+                    gw_ih=grads["weight_ih" + sfx], gw_hh=grads["weight_hh" + sfx],
+                    gb_ih=grads.get("bias_ih" + sfx), gb_hh=grads.get("bias_hh" + sfx),
+                    gw_peep=grads.get("weight_peep" + sfx), gw_hr=grads.get("weight_hr" + sfx),
+                    num_threads=get_num_threads())
             if layer > 0 and cache.masks:
                 dx *= cache.masks[layer - 1]
             dy = dx

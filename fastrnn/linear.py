@@ -3,8 +3,7 @@ bias (out,); both initialised U(-1/sqrt(in), 1/sqrt(in)))."""
 import numpy as np
 
 from ._validate import as_dtype, as_real_array, positive_int
-from .layers import Trainable
-from .module import Module
+from .module import Module, Trainable
 
 
 class Linear(Trainable, Module):

@@ -1,5 +1,6 @@
 """What every fastrnn model shares: named parameters (PyTorch's names),
-state_dict / load_state_dict, and save to .npz."""
+state_dict / load_state_dict, save to .npz, the parameters as torch tensors
+and (Trainable) the gradients backward adds into."""
 import numpy as np
 
 from . import _core, serialization
@@ -47,7 +48,6 @@ class Module:
     def to_torch_state_dict(self):
         """The parameters as torch tensors for torch's load_state_dict
         (imports torch; see fastrnn.interop)."""
-        from .interop import to_torch_state_dict
         return to_torch_state_dict(self)
 
     def load_state_dict(self, state_dict, strict=True):
@@ -109,3 +109,42 @@ class Module:
     def save(self, path):
         """Write config and parameters to `path` (.npz, no pickle), atomically."""
         serialization.save(path, type(self).__name__, self.config(), self._params)
+
+
+class Trainable:
+    """Gradients of a module's parameters, which backward adds into."""
+
+    @property
+    def grads(self):
+        """name -> gradient accumulated by backward (state-dict names and shapes),
+        created zeroed on first use."""
+        grads = self.__dict__.get("_grads")
+        if grads is None:
+            grads = {name: np.zeros_like(p) for name, p in self._params.items()}
+            self.__dict__["_grads"] = grads
+        return grads
+
+    def zero_grad(self):
+        """Set every accumulated gradient to zero."""
+        for g in self.grads.values():
+            g.fill(0)
+
+
+# Here rather than in interop.py, which builds on the layers and cells (and so
+# on this module): Module.to_torch_state_dict needs only the parameters.
+def to_torch_state_dict(model):
+    """The model's parameters as a dict of torch tensors (fresh copies) under
+    PyTorch's names, for torch's load_state_dict. Imports torch."""
+    import torch
+    check_torch_expressible(model)
+    return {k: torch.from_numpy(v) for k, v in model.state_dict().items()}
+
+
+def check_torch_expressible(model):
+    """Refuse a model that PyTorch has no equivalent of (ValueError)."""
+    if getattr(model, "peephole", False):
+        raise ValueError("peephole: PyTorch's LSTM has no peephole connections, so this layer "
+                         "has no PyTorch equivalent (weight_peep would be dropped)")
+    if getattr(model, "linear_before_reset", True) is False:
+        raise ValueError("linear_before_reset=False: PyTorch's GRU computes only the "
+                         "linear_before_reset=True form, so this GRU has no PyTorch equivalent")

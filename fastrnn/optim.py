@@ -168,8 +168,9 @@ class SGD(Optimizer):
         self._buffers = ("momentum_buffer",) if self.momentum else ()
 
     def _update(self, p, g, st, lr):
-        _core.sgd_update(p, g, st.get("momentum_buffer"), lr, self.momentum, self.dampening,
-                         self.weight_decay, self.nesterov, st["step"] == 1)
+        _core.sgd_update(p, g, buf=st.get("momentum_buffer"), lr=lr, momentum=self.momentum,
+                         dampening=self.dampening, weight_decay=self.weight_decay,
+                         nesterov=self.nesterov, first_step=st["step"] == 1)
 
 
 class Adam(Optimizer):
@@ -192,9 +193,10 @@ class Adam(Optimizer):
         self._buffers = ("exp_avg", "exp_avg_sq") + (("max_exp_avg_sq",) if amsgrad else ())
 
     def _update(self, p, g, st, lr):
-        _core.adam_update(p, g, st["exp_avg"], st["exp_avg_sq"], st.get("max_exp_avg_sq"), lr,
-                          self.betas[0], self.betas[1], self.eps, self.weight_decay,
-                          self._decoupled, st["step"])
+        _core.adam_update(p, g, exp_avg=st["exp_avg"], exp_avg_sq=st["exp_avg_sq"],
+                          max_exp_avg_sq=st.get("max_exp_avg_sq"), lr=lr, beta1=self.betas[0],
+                          beta2=self.betas[1], eps=self.eps, weight_decay=self.weight_decay,
+                          decoupled_weight_decay=self._decoupled, step=st["step"])
 
 
 class AdamW(Adam):
@@ -226,8 +228,8 @@ class Adagrad(Optimizer):
         return {"step": 0, "sum": np.full_like(p, self.initial_accumulator_value)}
 
     def _update(self, p, g, st, lr):
-        _core.adagrad_update(p, g, st["sum"], lr, self.lr_decay, self.weight_decay, self.eps,
-                             st["step"])
+        _core.adagrad_update(p, g, state_sum=st["sum"], lr=lr, lr_decay=self.lr_decay,
+                             weight_decay=self.weight_decay, eps=self.eps, step=st["step"])
 
 
 def _grads(items):

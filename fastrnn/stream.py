@@ -81,6 +81,8 @@ def make_stream(layer, batch_size=1):
             "from the end of the sequence, which a stream never sees. Stream a "
             "unidirectional layer, or run the whole sequence through the layer")
     batch_size = positive_int(batch_size, "batch_size")
-    return Stream(layer._cell, layer.peephole, layer.linear_before_reset, layer.num_layers,
-                  batch_size, layer.input_size, layer.hidden_size, layer.dtype,
-                  lambda: _weights(layer), _version(layer), layer.proj_size)
+    return Stream(cell=layer._cell, peephole=layer.peephole,
+                  linear_before_reset=layer.linear_before_reset, num_layers=layer.num_layers,
+                  batch_size=batch_size, input_size=layer.input_size,
+                  hidden_size=layer.hidden_size, proj_size=layer.proj_size, dtype=layer.dtype,
+                  source=lambda: _weights(layer), version=_version(layer))
