@@ -8,6 +8,7 @@ from .simd import simd_level  # first: FASTRNN_ISA applies before anything runs
 from .cells import GRUCell, LSTMCell, RNNCell
 from .layers import GRU, LSTM, RNN
 from .stream import Stream
+from . import serialization
 from .serialization import load
 from .threads import get_num_threads, set_num_threads
 from .embedding import Embedding
@@ -21,8 +22,8 @@ from .interop import from_torch
 
 __version__ = "0.1.0"
 
-MODELS = {cls.__name__: cls for cls in (RNN, LSTM, GRU, RNNCell, LSTMCell, GRUCell,
-                                         Embedding, Linear)}
+# what fr.load rebuilds from a file
+serialization.register(RNN, LSTM, GRU, RNNCell, LSTMCell, GRUCell, Embedding, Linear)
 
 __all__ = ["RNN", "LSTM", "GRU", "RNNCell", "LSTMCell", "GRUCell", "load",
            "Embedding", "Linear", "cross_entropy", "SGD", "Adam", "AdamW", "Adagrad",

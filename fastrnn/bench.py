@@ -93,6 +93,9 @@ from dataclasses import asdict, dataclass
 
 import numpy as np
 
+import fastrnn      # the engine under test, measured through its public API as users call it
+from . import _core, threads as fr_threads
+
 GATES = {"lstm": 4, "gru": 3, "rnn": 1}
 CELL_NAMES = {"lstm": "LSTM", "gru": "GRU", "rnn": "RNN"}
 FASTRNN, TORCH, ORT, NUMPY = "fastrnn", "PyTorch", "ONNX Runtime", "NumPy"
@@ -199,7 +202,6 @@ def rows_for(config, only=None):
 
 def probe_engines():
     """name -> (modules, None) for an engine that can run, or (None, reason)."""
-    import fastrnn
     found = {FASTRNN: ({"fr": fastrnn}, None), NUMPY: ({}, None)}
     try:
         import torch
@@ -617,7 +619,6 @@ def engine_threads(n, found):
     """n threads for every engine: BLAS and OpenMP (threadpoolctl), fastrnn,
     torch (ORT takes n in its session options). Restored afterwards."""
     fr = found[FASTRNN][0]["fr"]
-    from fastrnn import threads as fr_threads
     torch = (found[TORCH][0] or {}).get("torch")
     before_fr, before_torch = fr_threads._num_threads, torch and torch.get_num_threads()
     try:
@@ -843,8 +844,6 @@ def fma_peak(threads, seconds):
     """The FMA peak of the SIMD path that runs, measured on one core (see the
     module's docstring), and at `threads` threads: that times the physical
     cores the threads can run on."""
-    import fastrnn
-    from fastrnn import _core
     one = _core.fma_peak(seconds) / 1e9
     if hasattr(os, "sched_getaffinity"):
         cpus = sorted(os.sched_getaffinity(0))
@@ -867,7 +866,6 @@ def _loadavg():
 
 def machine_info(found, threads):
     import scipy
-    import fastrnn
     versions = {"python": platform.python_version(), "numpy": np.__version__,
                 "scipy": scipy.__version__, "fastrnn": fastrnn.__version__}
     for engine, key, attr in ((TORCH, "torch", "torch"), (ORT, "onnxruntime", "ort"),

@@ -18,6 +18,17 @@ FORMAT = "fastrnn"
 VERSION = 1
 CONFIG_KEY = "__fastrnn_config__"
 
+# The classes `load` can rebuild, by the type name `save` records. This
+# module cannot import them (they import it to save themselves), so the
+# package registers them (fastrnn/__init__.py).
+MODELS = {}
+
+
+def register(*classes):
+    """Let `load` rebuild each of `classes` from a file naming its type."""
+    for cls in classes:
+        MODELS[cls.__name__] = cls
+
 
 def save(path, kind, config, params):
     path = os.fspath(path)
@@ -126,8 +137,6 @@ def _read_arrays(data):
 
 def load(path):
     """Read a model saved by `save`: returns the model object."""
-    from . import MODELS
-
     try:
         data = np.load(path, allow_pickle=False)
         if not isinstance(data, np.lib.npyio.NpzFile):

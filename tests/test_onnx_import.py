@@ -31,7 +31,7 @@ from onnx import TensorProto, helper, numpy_helper
 from onnx.reference import ReferenceEvaluator
 
 import fastrnn as fr
-from fastrnn import _onnx_rnn
+from fastrnn.onnx import recurrent
 
 SLOTS = ["X", "W", "R", "B", "sequence_lens", "initial_h", "initial_c", "P"]
 GATES = {"RNN": 1, "GRU": 3, "LSTM": 4}
@@ -249,7 +249,7 @@ def test_engine_equals_numpy_fallback(op):
             attrs, feeds = random_node(rng, op, direction, "engine")
             feeds = {k: v.astype(np.float64) if v.dtype == np.float32 else v
                      for k, v in feeds.items()}
-            node = _onnx_rnn.RecurrentNode(op, attrs, "test")
+            node = recurrent.RecurrentNode(op, attrs, "test")
             assert node.engine
             ins = [feeds.get(k) for k in SLOTS]
             fast = node.run(*ins)
@@ -327,7 +327,7 @@ def test_optional_outputs_omitted():
 
 def test_onnx_default_alpha_beta():
     """Missing alpha / beta take the ONNX operators' defaults."""
-    acts = _onnx_rnn.parse_activations(
+    acts = recurrent.parse_activations(
         "LSTM", ["Affine", "ThresholdedRelu", "ScaledTanh", "LeakyRelu", "HardSigmoid", "Elu"],
         None, None, 2, "test")
     got = [(a.name, a.alpha, a.beta) for d in acts for a in d]
@@ -335,7 +335,7 @@ def test_onnx_default_alpha_beta():
                    ("scaledtanh", 1.0, 1.0), ("leakyrelu", 0.01, None),
                    ("hardsigmoid", 0.2, 0.5), ("elu", 1.0, None)]
     # consumed in order by the functions that take them
-    acts = _onnx_rnn.parse_activations("GRU", ["Tanh", "LeakyRelu"], [0.3], [], 1, "test")
+    acts = recurrent.parse_activations("GRU", ["Tanh", "LeakyRelu"], [0.3], [], 1, "test")
     assert acts[0][1].alpha == 0.3
 
 

@@ -12,13 +12,8 @@ import math
 
 import numpy as np
 
-from . import _onnx_limits as limits
-
-# ONNX TensorProto.DataType -> numpy dtype (what fastrnn reads and computes)
-DTYPES = {1: np.float32, 2: np.uint8, 3: np.int8, 4: np.uint16, 5: np.int16, 6: np.int32,
-          7: np.int64, 9: np.bool_, 10: np.float16, 11: np.float64, 12: np.uint32,
-          13: np.uint64}
-DTYPES = {k: np.dtype(v) for k, v in DTYPES.items()}
+from . import limits
+from .proto import DTYPES
 
 
 def _ints(a, where, what):

@@ -8,14 +8,19 @@ GRU node per layer, joined by the glue PyTorch's exporter uses
 
 T and B are dynamic. Weights are initializers in ONNX's gate order
 (LSTM i, o, f, c; GRU z, r, h; P i, o, f). batch_first uses Transpose,
-not layout=1, which onnxruntime does not run."""
+not layout=1, which onnxruntime does not run. The onnx package is imported
+inside the functions that use it, so that `import fastrnn` does not need it."""
+import os
+import tempfile
+
 import numpy as np
 
-from ._onnx_rnn import FASTRNN_TO_ONNX, PEEP_ORDER, reorder
+from .recurrent import FASTRNN_TO_ONNX, PEEP_ORDER, reorder
 
 OPSET = 14
 IR_VERSION = 8        # what opset 14 needs; read by every onnxruntime since 1.10
-OPS = {"RNN": "RNN", "LSTM": "LSTM", "GRU": "GRU", "RNNCell": "RNN", "LSTMCell": "LSTM",
+# fastrnn class -> the ONNX operator it exports as
+ONNX_OP = {"RNN": "RNN", "LSTM": "LSTM", "GRU": "GRU", "RNNCell": "RNN", "LSTMCell": "LSTM",
        "GRUCell": "GRU"}
 
 
@@ -133,17 +138,35 @@ def _cell_graph(g, model, op, initial_state):
         g.node("Squeeze", ["Y_c_1bh", axes], ["Y_c"])
 
 
+def save(model, path, initial_state=False):
+    """Write a fastrnn layer or cell as an ONNX model file (see to_onnx),
+    through a temporary file and an atomic rename."""
+    data = to_onnx(model, initial_state=initial_state).SerializeToString()
+    path = os.fspath(path)
+    fd, tmp = tempfile.mkstemp(prefix=".fastrnn-", suffix=".tmp",
+                               dir=os.path.dirname(os.path.abspath(path)))
+    try:
+        with os.fdopen(fd, "wb") as f:
+            f.write(data)
+        os.replace(tmp, path)
+    except BaseException:
+        if os.path.exists(tmp):
+            os.unlink(tmp)
+        raise
+
+
 def to_onnx(model, initial_state=False):
+    """A fastrnn RNN / LSTM / GRU layer or cell as an onnx.ModelProto (opset 14)."""
     import onnx
     from onnx import helper
     kind = type(model).__name__
-    if kind not in OPS:
+    if kind not in ONNX_OP:
         raise TypeError(f"model: expected a fastrnn RNN, LSTM, GRU layer or cell, got {kind}")
     if getattr(model, "proj_size", 0):
         raise ValueError(f"proj_size: ONNX's LSTM operator has no output projection, so an LSTM "
                          f"with proj_size={model.proj_size} has no ONNX equivalent (PyTorch's "
                          "exporter refuses it too)")
-    op = OPS[kind]
+    op = ONNX_OP[kind]
     g = _Graph()
     elem = helper.np_dtype_to_tensor_dtype(model.dtype)
     I, H = model.input_size, model.hidden_size

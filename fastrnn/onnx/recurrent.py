@@ -19,7 +19,8 @@ ONNX conventions (opset 14; earlier opsets are the same without `layout`):
 """
 import numpy as np
 
-from . import _onnx_limits as limits
+from .. import layers
+from . import limits
 
 GATES = {"RNN": 1, "GRU": 3, "LSTM": 4}
 DEFAULT_ACTIVATIONS = {"RNN": ("tanh",), "GRU": ("sigmoid", "tanh"),
@@ -228,7 +229,6 @@ class RecurrentNode:
         return "LSTM", dict(kw, peephole=peephole)
 
     def make_layer(self, W, R, B, P):
-        from . import layers
         I, H = W.shape[2], R.shape[2]
         name, kw = self.layer_config(I, H, B is not None, P is not None)
         layer = getattr(layers, name)(dtype=W.dtype, seed=0, **kw)

@@ -19,4 +19,4 @@ def check_alloc(dims, dtype, where):
     if nbytes > MAX_TENSOR_BYTES:
         raise ValueError(f"{where}: a tensor of shape {dims} ({np.dtype(dtype)}) needs "
                          f"{nbytes:.3g} bytes, over fastrnn's limit of {MAX_TENSOR_BYTES} "
-                         f"(fastrnn._onnx_limits.MAX_TENSOR_BYTES)")
+                         f"(fastrnn.onnx.limits.MAX_TENSOR_BYTES)")

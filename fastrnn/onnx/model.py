@@ -1,71 +1,14 @@
-"""ONNX import and export (needs the `onnx` package: pip install fastrnn[onnx]).
-
-    import fastrnn as fr
-    model = fr.onnx.load("model.onnx")              # a path, bytes or an onnx.ModelProto
-    y, h_n = model.run(None, {"x": x})              # onnxruntime's InferenceSession.run
-    y, = model.run(["y"], {"x": x})                 # only the outputs named
-    model.layer                                     # the fastrnn layer, when there is one
-    fr.onnx.save(lstm, "lstm.onnx")                 # any fastrnn RNN/LSTM/GRU layer or cell
-
-Import. `load` reads a graph of ONNX operators and evaluates it in
-topological order. RNN, LSTM and GRU nodes support every attribute of their
-definitions (direction, layout, linear_before_reset, peepholes P,
-sequence_lens, initial_h / initial_c, any of Y / Y_h / Y_c omitted, clip,
-input_forget, activations with activation_alpha / activation_beta). A node
-fastrnn's layers can express (default activations, or Tanh / Relu for RNN;
-no clip; no input_forget; float32 or float64) runs on fastrnn's C engine;
-any other runs on a plain NumPy fallback (fastrnn._onnx_rnn.numpy_node),
-written from the operator definitions, float64 inside: correct, not fast.
-Around them the glue exporters emit and small heads are evaluated in NumPy
-(the list is fastrnn._onnx_ops.OPS: Shape, Gather, Slice, Concat, Squeeze,
-Unsqueeze, Reshape, Transpose, ConstantOfShape, Expand, Cast, Identity,
-MatMul, Gemm, Add, Relu, Sigmoid, Tanh, Softmax, ...). Anything else is a
-ValueError naming the operator, raised by `load`.
-
-Semantics where the ONNX text leaves a choice follow onnxruntime: a sequence
-of length 0 gives zero Y_h / Y_c; activation_alpha / activation_beta are
-consumed in order only by the activations that take them. Missing alpha /
-beta take the ONNX operators' defaults (Affine 1, 0; ThresholdedRelu 1;
-ScaledTanh 1, 1; LeakyRelu 0.01; HardSigmoid 0.2, 0.5; Elu 1), where
-onnxruntime uses 0 for Affine, ThresholdedRelu and ScaledTanh.
-
-Safety. Loading never executes anything from the file and never follows
-external-data references (models with external data are refused). Every
-tensor's declared size is checked against the bytes it carries, and against
-MAX_TENSOR_BYTES (16 GiB) before anything is allocated; a graph with a
-cycle, an unknown operator, an input nobody produces or mismatched dtypes
-is a ValueError.
-
-`model.layer` is the fastrnn layer equal to the graph's recurrent nodes
-when they form one stack: nodes of one kind run by the engine, constant
-weights, each fed the previous one's Y (through the Squeeze or
-Transpose+Reshape that exporters put between layers), forward or
-bidirectional. It is batch_first when the nodes have layout=1 or the first
-node reads a Transpose (perm 1, 0, 2) of its input, as PyTorch exports
-batch_first modules; the rest of the graph (heads, softmax) is not part of
-it. Otherwise `model.layer` is None.
-
-Export. `save(model, path)` / `to_onnx(model)` write an opset-14 graph of
-ONNX RNN / LSTM / GRU nodes that onnxruntime runs with fastrnn's results:
-input X (T, B, I), or (B, T, I) for batch_first, with dynamic T and B;
-with initial_state=True also h0 (and c0), (L*D, B, H); outputs Y (T, B, D*H)
-or (B, T, D*H), Y_h (and Y_c) (L*D, B, H): PyTorch's shapes. Cells export
-to X (B, I) [, h (B, H) [, c (B, H)]] -> Y_h [, Y_c] (B, H). float64 layers
-export as double tensors (valid ONNX; onnxruntime has no double kernels for
-these operators).
-"""
+"""`load`: an ONNX graph as a Model, evaluated node by node in topological
+order (recurrent nodes by recurrent.RecurrentNode, the rest by ops.OPS),
+and `Model.layer`, the one fastrnn layer its recurrent nodes form, if any.
+See the package docstring for what is supported."""
 import collections
-import math
-import os
-import tempfile
 
 import numpy as np
 
-from . import _onnx_limits as limits
-from ._onnx_ops import DTYPES, OPS
-from ._onnx_rnn import GATES, RecurrentNode
-
-__all__ = ["load", "save", "to_onnx", "Model"]
+from .ops import OPS
+from .proto import DTYPES, attributes, constant_value, parse, tensor_to_array, type_name
+from .recurrent import GATES, RecurrentNode
 
 RECURRENT = tuple(GATES)            # "RNN", "GRU", "LSTM"
 MAX_OUTPUTS = {"RNN": 2, "GRU": 2, "LSTM": 3, "Dropout": 2, "Split": None}
@@ -74,144 +17,7 @@ DOMAINS = ("", "ai.onnx")
 
 def load(model):
     """An ONNX model (a path, bytes, or an onnx.ModelProto) -> Model."""
-    return Model(_parse(model))
-
-
-def save(model, path, initial_state=False):
-    """Write a fastrnn layer or cell as an ONNX model file (see to_onnx),
-    through a temporary file and an atomic rename."""
-    data = to_onnx(model, initial_state=initial_state).SerializeToString()
-    path = os.fspath(path)
-    fd, tmp = tempfile.mkstemp(prefix=".fastrnn-", suffix=".tmp",
-                               dir=os.path.dirname(os.path.abspath(path)))
-    try:
-        with os.fdopen(fd, "wb") as f:
-            f.write(data)
-        os.replace(tmp, path)
-    except BaseException:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
-        raise
-
-
-def to_onnx(model, initial_state=False):
-    """A fastrnn RNN / LSTM / GRU layer or cell as an onnx.ModelProto (opset 14)."""
-    from ._onnx_export import to_onnx as build
-    return build(model, initial_state=initial_state)
-
-
-# ---------------------------------------------------------------- reading
-
-def _parse(src):
-    import onnx
-    if isinstance(src, onnx.ModelProto):
-        return src
-    if isinstance(src, (bytes, bytearray, memoryview)):
-        data, what = bytes(src), "bytes"
-    elif isinstance(src, (str, os.PathLike)):
-        what = repr(os.fspath(src))
-        try:
-            with open(src, "rb") as f:
-                data = f.read()
-        except OSError as e:
-            raise ValueError(f"model: cannot read {what}: {e}") from None
-    else:
-        raise TypeError(f"model: expected a path, bytes or an onnx.ModelProto, got "
-                        f"{type(src).__name__}")
-    proto = onnx.ModelProto()
-    try:
-        proto.ParseFromString(data)
-    except Exception as e:       # protobuf's DecodeError and kin
-        raise ValueError(f"model: {what} is not a valid ONNX model (protobuf: {e})") from None
-    return proto
-
-
-def tensor_to_array(t, where):
-    """A TensorProto as a NumPy array, after checking that its declared
-    dims match the data it carries (no allocation from dims alone)."""
-    from onnx import numpy_helper
-    if t.data_location == 1:       # TensorProto.EXTERNAL
-        raise ValueError(f"{where}: external data is not supported (tensor {t.name!r})")
-    if t.data_type not in DTYPES:
-        raise ValueError(f"{where}: tensor data type {t.data_type} "
-                         f"({_type_name(t.data_type)}) is not supported")
-    dtype = DTYPES[t.data_type]
-    dims = list(t.dims)
-    limits.check_alloc(dims, dtype, where)
-    n = math.prod(dims)
-    if t.raw_data:
-        have, need = len(t.raw_data), n * dtype.itemsize
-    else:
-        field = {1: "float_data", 11: "double_data", 7: "int64_data", 12: "uint64_data",
-                 13: "uint64_data"}.get(t.data_type, "int32_data")
-        have, need = len(getattr(t, field)), n
-    if have != need:
-        raise ValueError(f"{where}: tensor {t.name!r} declares shape {dims} ({n} elements of "
-                         f"{dtype}) but holds {have} {'bytes' if t.raw_data else 'values'}, "
-                         f"not {need}")
-    try:
-        arr = numpy_helper.to_array(t)
-    except Exception as e:
-        raise ValueError(f"{where}: cannot read tensor {t.name!r}: {e}") from None
-    return np.array(arr, dtype=dtype).reshape(dims)
-
-
-def _type_name(code):
-    import onnx
-    try:
-        return onnx.TensorProto.DataType.Name(code)
-    except ValueError:
-        return "unknown"
-
-
-def _attributes(node, where):
-    """A NodeProto's attributes as Python values."""
-    from onnx import AttributeProto as A
-    out = {}
-    for a in node.attribute:
-        if a.ref_attr_name:
-            raise ValueError(f"{where}: attribute {a.name!r} refers to a function attribute")
-        if a.type == A.FLOAT:
-            v = float(a.f)
-        elif a.type == A.INT:
-            v = int(a.i)
-        elif a.type == A.STRING:
-            v = _text(a.s, where)
-        elif a.type == A.FLOATS:
-            v = [float(x) for x in a.floats]
-        elif a.type == A.INTS:
-            v = [int(x) for x in a.ints]
-        elif a.type == A.STRINGS:
-            v = [_text(s, where) for s in a.strings]
-        elif a.type == A.TENSOR:
-            v = tensor_to_array(a.t, f"{where} attribute {a.name!r}")
-        else:
-            raise ValueError(f"{where}: attribute {a.name!r} of type "
-                             f"{A.AttributeType.Name(a.type)} is not supported")
-        out[a.name] = v
-    return out
-
-
-def _text(b, where):
-    try:
-        return b.decode("utf-8")
-    except UnicodeDecodeError:
-        raise ValueError(f"{where}: a string attribute is not UTF-8") from None
-
-
-def _constant_value(attrs, where):
-    """The value of a Constant node."""
-    if len(attrs) != 1:
-        raise ValueError(f"{where}: Constant needs exactly one value attribute, got "
-                         f"{sorted(attrs)}")
-    (key, v), = attrs.items()
-    if key == "value":
-        return v
-    if key in ("value_float", "value_floats"):
-        return np.array(v, np.float32)
-    if key in ("value_int", "value_ints"):
-        return np.array(v, np.int64)
-    raise ValueError(f"{where}: Constant {key} is not supported")
+    return Model(parse(model))
 
 
 class _Input:
@@ -225,7 +31,7 @@ class _Input:
         self.name = vi.name
         code = t.tensor_type.elem_type
         if code and code not in DTYPES:
-            raise ValueError(f"{where}: element type {_type_name(code)} is not supported")
+            raise ValueError(f"{where}: element type {type_name(code)} is not supported")
         self.dtype = DTYPES.get(code)
         self.shape = None
         if t.tensor_type.HasField("shape"):
@@ -305,7 +111,7 @@ class Model:
                 unsupported.append(f"{p.domain + ':' if p.domain else ''}{node.op} "
                                    f"({node.where})")
                 continue
-            node.attrs = _attributes(p, node.where)
+            node.attrs = attributes(p, node.where)
             limit = MAX_OUTPUTS.get(node.op, 1)
             if limit is not None and node.n_outputs > limit:
                 raise ValueError(f"{node.where}: {node.n_outputs} outputs, {node.op} has at "
@@ -317,7 +123,7 @@ class Model:
             if node.op == "Constant":
                 if node.n_outputs != 1:
                     raise ValueError(f"{node.where}: Constant has one output")
-                value = _constant_value(node.attrs, node.where)
+                value = constant_value(node.attrs, node.where)
                 value.flags.writeable = False
                 self._constants[node.outputs[0]] = value
                 continue
