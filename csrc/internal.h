@@ -17,6 +17,7 @@
 #endif
 #include "fastrnn.h"
 #include "simd.h"
+#include "cache_sizes.h"
 
 /* The precision files name their kernels FR_SUFFIXED(name##_f32,
  * FR_KERNEL_SUFFIX): FR_KERNEL_SUFFIX is empty in the baseline set, _avx2 or
@@ -38,14 +39,19 @@
  * that split the hidden units take blocks of as many. */
 #define FR_BLOCK 32
 
-/* Bytes of kept gate gradients from which the backward writes them past the
- * caches (FN(keep_step)). Below, the weight products read them back from L3
- * sooner than from memory (LSTM H = 64, T*B = 2048: 2 MB, 1% slower a step
- * streamed); above, the stores would evict what the time loop reads (GRU
- * and LSTM H = 128: 4 MB, 3% faster). */
-#ifndef FR_STREAM_MIN_BYTES
-#define FR_STREAM_MIN_BYTES ((size_t)4 << 20)
+/* Whether the backward writes `bytes` of kept gate gradients past the
+ * caches, by non-temporal stores (FN(keep_row)): when they are three times
+ * L2 or more. Smaller, the weight products after the loop read them back
+ * from L3 sooner than from memory; larger, ordinary stores would evict from
+ * L2 and L3 the weights the time loop reads at every step. (The C test
+ * harness builds with FR_NT_MIN_L2S=0: every backward takes that path.) */
+#ifndef FR_NT_MIN_L2S
+#define FR_NT_MIN_L2S 3
 #endif
+static inline int fr_nt_worthwhile(size_t bytes)
+{
+    return bytes >= FR_NT_MIN_L2S * fr_l2_bytes();
+}
 
 /* A thread's share of a time loop (forward or backward): rows [b0, b1) of the
  * batch and hidden units [u0, u1) (a projected LSTM: also columns [p0, p1) of

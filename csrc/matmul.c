@@ -40,6 +40,7 @@
 
 #include "fastrnn.h"
 #include "simd.h"
+#include "cache_sizes.h"
 #ifdef FR_X86_SIMD
 #include <immintrin.h>
 #endif
@@ -503,7 +504,7 @@ int fr_add_transposed_f32(int M, int n0, int n1, const float *ct, ptrdiff_t ldc,
  * panel row is two whole cache lines, written in four 32-byte stores (as
  * fast as two 64-byte ones: the lines fill in the write-combining buffers). */
 #ifdef FR_X86_SIMD
-AVX2_FN static void pack_row_stream_avx2(int N, int K, size_t k, const float *row, float *packed)
+AVX2_FN static void pack_row_nt_avx2(int N, int K, size_t k, const float *row, float *packed)
 {
     for (int p = 0; p < N / NR; p++) {
         float *dst = packed + ((size_t)p * K + k) * NR;
@@ -513,12 +514,12 @@ AVX2_FN static void pack_row_stream_avx2(int N, int K, size_t k, const float *ro
 }
 #endif /* FR_X86_SIMD */
 
-int fr_pack_row_stream_f32(int N, int K, size_t k, const float *row, float *packed)
+int fr_pack_row_nt_f32(int N, int K, size_t k, const float *row, float *packed)
 {
 #ifdef FR_X86_SIMD
     /* the AVX-512 level has AVX2 too */
     if (N % NR == 0 && (uintptr_t)packed % 64 == 0 && fr_simd_level() >= FR_SIMD_AVX2) {
-        pack_row_stream_avx2(N, K, k, row, packed);
+        pack_row_nt_avx2(N, K, k, row, packed);
         return 1;
     }
 #endif
@@ -526,7 +527,7 @@ int fr_pack_row_stream_f32(int N, int K, size_t k, const float *row, float *pack
     return 0;
 }
 
-void fr_stream_fence(void)
+void fr_nt_fence(void)
 {
 #ifdef FR_X86_SIMD
     _mm_sfence();

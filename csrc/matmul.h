@@ -67,9 +67,9 @@ int fr_add_transposed_f32(int M, int n0, int n1, const float *ct, ptrdiff_t ldc,
  * longer evicts what the time loop uses, nor reads each line before writing
  * it. 1 where done (the AVX2 or AVX-512 level, by AVX2 stores; N a multiple
  * of 32, packed 64-byte aligned); else 0, having done nothing. A thread that
- * wrote so calls fr_stream_fence() before other threads read the rows. */
-int fr_pack_row_stream_f32(int N, int K, size_t k, const float *row, float *packed);
-void fr_stream_fence(void);
+ * wrote so calls fr_nt_fence() before other threads read the rows. */
+int fr_pack_row_nt_f32(int N, int K, size_t k, const float *row, float *packed);
+void fr_nt_fence(void);
 
 /* Rows per kernel call at the SIMD level in use (fastrnn.h: fr_simd_level;
  * 8 for AVX-512, 6 for AVX2, 4 generic): a product computes its rows in

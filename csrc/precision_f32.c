@@ -16,8 +16,8 @@
 #define LSTM_FORWARD_SIMD fr_lstm_forward_f32 /* 0: not done, run the passes */
 #define GRU_FORWARD_SIMD fr_gru_forward_f32
 #define ADD_TRANSPOSED_SIMD fr_add_transposed_f32
-#define PACK_ROW_STREAM fr_pack_row_stream_f32 /* 0: not done, pack_row it */
-#define STREAM_FENCE fr_stream_fence
+#define PACK_ROW_NT fr_pack_row_nt_f32 /* 0: not done, pack_row it */
+#define NT_FENCE fr_nt_fence
 #define BLAS_GEMM blas->sgemm
 #define ROW_BLOCK fr_matmul_row_block() /* rows per kernel call */
 

@@ -29,8 +29,8 @@ static void tanh_n_f64(int n, const double *x, double *y)
 #define LSTM_FORWARD_SIMD(n, H, pre, bias, peep, c_in, c_out, h) 0
 #define GRU_FORWARD_SIMD(n, H, x, r, bias, a_out, h, h_out) 0
 #define ADD_TRANSPOSED_SIMD(M, n0, n1, ct, ldc, gw) 0
-#define PACK_ROW_STREAM(N, K, k, row, packed) 0
-#define STREAM_FENCE() ((void)0)
+#define PACK_ROW_NT(N, K, k, row, packed) 0
+#define NT_FENCE() ((void)0)
 
 #include "gemm.inc"
 #include "packed_gemm.inc"

@@ -4,7 +4,6 @@
 #include "simd.h"
 
 #include <stdlib.h>
-#include <unistd.h>
 
 /* the best level this CPU and this build have: every feature its code is
  * compiled for (simd.h), as the CPU and the OS report them */
@@ -66,38 +65,4 @@ const char *fr_simd_level_name(int level)
     case FR_SIMD_AVX512: return "avx512";
     default: return "auto";
     }
-}
-
-/* What the CPU reports, else the smallest L2 of the CPUs fastrnn is tuned
- * on (512 KB: AMD Zen 2 and 3), so that blocks made for it still fit. */
-static size_t read_l2_bytes(void)
-{
-    const char *env = getenv("FASTRNN_L2_KB");
-    const long kb = env ? atol(env) : 0;
-    if (kb >= 16 && kb <= (1L << 20)) /* 16 KB to 1 GB; else ignored */
-        return (size_t)kb * 1024;
-#ifdef _SC_LEVEL2_CACHE_SIZE
-    long n = sysconf(_SC_LEVEL2_CACHE_SIZE);
-    if (n >= 64 * 1024)
-        return (size_t)n;
-#endif
-    return (size_t)512 * 1024;
-}
-
-static size_t g_l2_bytes; /* 0 until first read; the same value from any thread */
-
-size_t fr_l2_bytes(void)
-{
-#ifdef __GNUC__
-    size_t n = __atomic_load_n(&g_l2_bytes, __ATOMIC_RELAXED);
-    if (!n) {
-        n = read_l2_bytes();
-        __atomic_store_n(&g_l2_bytes, n, __ATOMIC_RELAXED);
-    }
-    return n;
-#else
-    if (!g_l2_bytes)
-        g_l2_bytes = read_l2_bytes();
-    return g_l2_bytes;
-#endif
 }

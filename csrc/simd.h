@@ -21,10 +21,11 @@
  * where GCC targets x86-64 and its SIMD code is built: the baseline files
  * themselves, and precision_f32_avx2.c ... compiled for the features below
  * (a whole file for a target needs GCC's `#pragma GCC target`). Otherwise,
- * and with -DFR_NO_CLONES (the sanitizer builds: one copy is enough there),
+ * and with -DFR_NO_SIMD_COPIES (the sanitizer builds: one copy is enough there),
  * every level runs the baseline copy; the products and activations still
  * follow the level. */
-#if defined(FR_X86_SIMD) && defined(__x86_64__) && !defined(__clang__) && !defined(FR_NO_CLONES)
+#if defined(FR_X86_SIMD) && defined(__x86_64__) && !defined(__clang__) && \
+    !defined(FR_NO_SIMD_COPIES)
 #define FR_SIMD_COPIES 1
 #else
 #define FR_SIMD_COPIES 0
@@ -40,11 +41,5 @@
 /* FR_TARGET(FR_FEATURES_AVX2): the rest of the file is compiled for them */
 #define FR_PRAGMA(text) _Pragma(#text)
 #define FR_TARGET(features) FR_PRAGMA(GCC target(features))
-
-/* Bytes of L2 cache per core, read once from the CPU (glibc's sysconf); the
- * products block their operands by it (matmul.c). FASTRNN_L2_KB in the
- * environment (16 to 1048576) overrides it, to test the blocking another
- * CPU gets. */
-size_t fr_l2_bytes(void);
 
 #endif

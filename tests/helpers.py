@@ -1,6 +1,10 @@
 """Shared helpers for the fastrnn tests: parameter names, random weights,
 error measures and the tolerances the suite uses."""
 
+import os
+import subprocess
+import sys
+
 import numpy as np
 
 from reference import num_gates
@@ -192,3 +196,21 @@ def split_state(mode, state):
         h, c = state
         return [h, c]
     return [state]
+
+
+def run_fastrnn(isa, code, *args, env=()):
+    """Run `code` in a child Python after `import fastrnn as fr` with
+    FASTRNN_ISA=isa (None: unset) and the variables `env`, the import's
+    RuntimeWarnings recorded in `caught`; returns its stdout."""
+    env = {**os.environ, **dict(env)}
+    env.pop("FASTRNN_ISA", None)
+    if isa is not None:
+        env["FASTRNN_ISA"] = isa
+    prelude = ("import warnings\n"
+               "with warnings.catch_warnings(record=True) as caught:\n"
+               "    warnings.simplefilter('always', RuntimeWarning)\n"
+               "    import fastrnn as fr\n")
+    proc = subprocess.run([sys.executable, "-c", prelude + code, *args], env=env,
+                          capture_output=True, text=True, timeout=300)
+    assert proc.returncode == 0, proc.stderr
+    return proc.stdout

@@ -9,36 +9,17 @@ reference (tests/reference.py; its gradients by central differences)."""
 import json
 import os
 import platform
-import subprocess
 import sys
 
 import numpy as np
 import pytest
 
 import fastrnn as fr
-from helpers import assert_close, numeric_grad, random_lengths, random_params
+from helpers import assert_close, numeric_grad, random_lengths, random_params, run_fastrnn
 from reference import layer_forward
 
 LEVELS = ("avx512", "avx2", "generic")   # best first
 GRAD_REL = 1e-4   # float32 gradients, as test_backward.py holds them to PyTorch's
-
-
-def run_fastrnn(isa, code, *args, env=()):
-    """Run `code` in a child Python after `import fastrnn as fr` with
-    FASTRNN_ISA=isa (None: unset) and the variables `env`, the import's
-    RuntimeWarnings recorded in `caught`; returns its stdout."""
-    env = {**os.environ, **dict(env)}
-    env.pop("FASTRNN_ISA", None)
-    if isa is not None:
-        env["FASTRNN_ISA"] = isa
-    prelude = ("import warnings\n"
-               "with warnings.catch_warnings(record=True) as caught:\n"
-               "    warnings.simplefilter('always', RuntimeWarning)\n"
-               "    import fastrnn as fr\n")
-    proc = subprocess.run([sys.executable, "-c", prelude + code, *args], env=env,
-                          capture_output=True, text=True, timeout=300)
-    assert proc.returncode == 0, proc.stderr
-    return proc.stdout
 
 
 def imported(isa):
@@ -221,28 +202,3 @@ def test_float32_lstm_and_gru_agree_with_the_reference(level, supported, problem
             assert_close(got[key], want, np.float32, f"{level} {key}")
         else:
             assert_close(got[key], want, np.float32, f"{level} {key}", rel=GRAD_REL)
-
-
-_GRADS = """
-import sys, numpy as np
-layer = fr.LSTM(40, 72, seed=3)
-x = np.random.default_rng(0).standard_normal((50, 24, 40)).astype(np.float32)
-y, _, cache = layer.forward(x)
-layer.backward(np.ones_like(y), cache)
-np.save(sys.argv[1], np.concatenate([g.ravel() for g in layer.grads.values()]))
-"""
-
-
-@pytest.mark.parametrize("isa", [None, "avx2"], ids=["best", "avx2"])
-def test_l2_blocking_leaves_the_weight_gradients_bitwise(isa, tmp_path):
-    """The weight-gradient products block their columns by the L2 size the
-    CPU reports (FASTRNN_L2_KB overrides it): a Zen 3's 512 KB, a tiny and a
-    large L2 give bitwise the same gradients (blocks of columns never change
-    the order of a sum)."""
-    got = []
-    for kb in ("64", "512", "8192"):
-        path = str(tmp_path / f"g{kb}.npy")
-        run_fastrnn(isa, _GRADS, path, env={"FASTRNN_L2_KB": kb})
-        got.append(np.load(path))
-    for g in got[1:]:
-        np.testing.assert_array_equal(g, got[0])

@@ -112,7 +112,7 @@ int main(int argc, char **argv)
 
     /* forward, backward and stream under every SIMD level (at the AVX-512
      * level the float32 LSTM and GRU forwards are one pass of their own,
-     * vmath.h; built with FR_NO_CLONES, as here, every level runs the
+     * vmath.h; built with FR_NO_SIMD_COPIES, as here, every level runs the
      * baseline kernel set around the level's products and activations) */
     for (int level = FR_SIMD_GENERIC; level <= FR_SIMD_AVX512; level++) {
         if (fr_set_simd_level(level) < 0)
