@@ -5,7 +5,7 @@ reading, not speed: one function per cell, loops over time (and over the
 sequences of a batch, so that `lengths` is just "how many steps this row
 takes"). Everything is computed in float64 whatever the input dtype.
 
-Conventions (PyTorch's; see /work/shared/DESIGN.md):
+Conventions (PyTorch's, as torch.nn.RNN / LSTM / GRU define them):
 
   RNN   h' = act(W_ih x + b_ih + W_hh h + b_hh)                act = tanh | relu
   LSTM  gates i, f, g, o (rows of W_ih / W_hh in that order)

@@ -3,7 +3,8 @@ lengths, the state-dict key, the constructor argument), never a crash; odd
 but valid input (non-contiguous, other real dtypes, lists) is accepted and
 gives the right result; NaN propagates.
 
-Decisions this file encodes (DESIGN.md, "Errors"):
+Decisions this file encodes (every entry point checks its arguments before
+any pointer reaches C):
 - x, state: any real numeric array (float16/32/64, int, uint) is converted
   to the layer's dtype; bool, complex, object and str are TypeError.
 - lengths: B integers in [0, T] (list, tuple or integer array); floats,

@@ -5,7 +5,7 @@ Every call gets random shapes (T = 0 and B = 0 included), dtypes (float16,
 float32, float64, signed and unsigned ints, bool, complex, object, str,
 big-endian), layouts (C, Fortran, strided, negative strides, read-only,
 unbatched 2-D), lengths, states and options. The test decides on its own,
-from the documented API (DESIGN.md "Errors", tests/test_errors.py), whether
+from the documented API (the rules tests/test_errors.py encodes), whether
 the call is valid:
 - valid: the result matches the float64 NumPy reference (tests/reference.py)
   to the suite's tolerances, is of the layer's dtype, and the caller's arrays
