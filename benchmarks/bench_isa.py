@@ -10,6 +10,7 @@ alike; each round takes the best of 3 calls, and the table shows the median
 over rounds, GFLOP/s and the share of each path's own FMA peak. Use it to
 compare paths, and the peers with `fastrnn bench`. Threads: OMP_NUM_THREADS
 (default here 1)."""
+
 import os
 import statistics
 import sys
@@ -32,8 +33,9 @@ def cases(filters):
         for B in (1, 16, 64):
             m = getattr(fr, kind)(256, 256, seed=0)
             x = rng.standard_normal((100, B, 256)).astype(np.float32)
-            out.append((f"sequence {kind} B={B}", lambda m=m, x=x: m(x),
-                        2 * 100 * B * G * 256 * 512))
+            out.append(
+                (f"sequence {kind} B={B}", lambda m=m, x=x: m(x), 2 * 100 * B * G * 256 * 512)
+            )
         for H in (64, 128, 256):
             m = getattr(fr, kind)(H, H, seed=0)
             x = rng.standard_normal((64, 32, H)).astype(np.float32)
@@ -42,6 +44,7 @@ def cases(filters):
             def step(m=m, x=x, dy=dy):
                 _, _, cache = m.forward(x)
                 m.backward(dy, cache)
+
             out.append((f"train {kind} H={H}", step, 3 * 2 * 64 * 32 * G * H * 2 * H))
     return [c for c in out if not filters or any(f in c[0] for f in filters)]
 
@@ -57,7 +60,7 @@ def main():
     times = {name: {lv: [] for lv in levels} for name, _, _ in todo}
     for r in range(rounds):
         for name, fn, _ in todo:
-            for lv in (levels if r % 2 == 0 else levels[::-1]):
+            for lv in levels if r % 2 == 0 else levels[::-1]:
                 _core.set_simd_level(lv)
                 fn()
                 best = float("inf")
@@ -66,8 +69,10 @@ def main():
                     fn()
                     best = min(best, time.perf_counter() - t)
                 times[name][lv].append(best)
-    print(f"# SIMD paths, {rounds} rounds, {os.environ['OMP_NUM_THREADS']} thread(s); "
-          + ", ".join(f"{lv} peak {peaks[lv] / 1e9:.0f} GFLOP/s" for lv in levels))
+    print(
+        f"# SIMD paths, {rounds} rounds, {os.environ['OMP_NUM_THREADS']} thread(s); "
+        + ", ".join(f"{lv} peak {peaks[lv] / 1e9:.0f} GFLOP/s" for lv in levels)
+    )
     print("| case | " + " | ".join(f"{lv} ms (GFLOP/s, of peak)" for lv in levels) + " |")
     print("|---|" + "--:|" * len(levels))
     for name, _, flops in todo:

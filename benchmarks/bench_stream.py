@@ -36,6 +36,7 @@ ratios fair; compare ratios from the same run. --products compares the
 packed kernel with BLAS sgemm at M = 1 (both timed in C) for H = 64..1024:
 the choice fastrnn/stream.py makes (USE_PACKED).
 """
+
 import argparse
 import functools
 import os
@@ -45,18 +46,17 @@ import threading
 import time
 
 import numpy as np
-import scipy
-import scipy.linalg  # load SciPy's OpenBLAS before threadpoolctl looks for it
-from threadpoolctl import threadpool_info, threadpool_limits
-
 import onnx
 import onnxruntime as ort
+import scipy
+import scipy.linalg  # load SciPy's OpenBLAS before threadpoolctl looks for it
 import torch
+from threadpoolctl import threadpool_info, threadpool_limits
 
 import fastrnn as fr
 from fastrnn import _core, bench
 
-MODS = {"onnx": onnx, "ort": ort}     # what fastrnn.bench's ONNX helpers use
+MODS = {"onnx": onnx, "ort": ort}  # what fastrnn.bench's ONNX helpers use
 
 GATES = {"lstm": 4, "gru": 3, "rnn": 1}
 ENGINES = ("fastrnn", "torch cell", "torch layer", "ORT", "NumPy")
@@ -67,12 +67,19 @@ MAX_REL_ERR = 1e-4
 
 # ---------------------------------------------------------------- engines
 
+
 def torch_modules(cell, H, seed=0):
     torch.manual_seed(seed)
-    layer = {"lstm": lambda: torch.nn.LSTM(H, H), "gru": lambda: torch.nn.GRU(H, H),
-             "rnn": lambda: torch.nn.RNN(H, H, nonlinearity="tanh")}[cell]().eval()
-    one = {"lstm": torch.nn.LSTMCell, "gru": torch.nn.GRUCell,
-           "rnn": lambda i, h: torch.nn.RNNCell(i, h, nonlinearity="tanh")}[cell](H, H).eval()
+    layer = {
+        "lstm": lambda: torch.nn.LSTM(H, H),
+        "gru": lambda: torch.nn.GRU(H, H),
+        "rnn": lambda: torch.nn.RNN(H, H, nonlinearity="tanh"),
+    }[cell]().eval()
+    one = {
+        "lstm": torch.nn.LSTMCell,
+        "gru": torch.nn.GRUCell,
+        "rnn": lambda i, h: torch.nn.RNNCell(i, h, nonlinearity="tanh"),
+    }[cell](H, H).eval()
     one.load_state_dict({k[:-3]: v for k, v in layer.state_dict().items()})
     return layer, one
 
@@ -89,13 +96,16 @@ def torch_cell_runner(cell, one, H, x):
     xt = torch.from_numpy(x[None])
     state = [torch.zeros(1, H), torch.zeros(1, H)]
     if cell == "lstm":
+
         def run():
             state[0], state[1] = one(xt, (state[0], state[1]))
             return state[0]
     else:
+
         def run():
             state[0] = one(xt, state[0])
             return state[0]
+
     return run
 
 
@@ -103,13 +113,16 @@ def torch_layer_runner(cell, layer, H, x):
     xt = torch.from_numpy(x[None, None])
     state = [torch.zeros(1, 1, H), torch.zeros(1, 1, H)]
     if cell == "lstm":
+
         def run():
             y, (state[0], state[1]) = layer(xt, (state[0], state[1]))
             return y
     else:
+
         def run():
             y, state[0] = layer(xt, state[0])
             return y
+
     return run
 
 
@@ -132,8 +145,9 @@ def ort_runner(cell, layer, H, x):
         names = ["h1"]
 
         def run():
-            feed["h0"], = sess.run(names, feed)
+            (feed["h0"],) = sess.run(names, feed)
             return feed["h0"]
+
     return run
 
 
@@ -146,26 +160,31 @@ def numpy_runner(cell, layer, H, x):
 
     def sigmoid(v):
         return 1 / (1 + np.exp(-v))
+
     if cell == "lstm":
+
         def run():
             h, c = st
             g = W @ x + R @ h + b
-            i, f, o = sigmoid(g[:H]), sigmoid(g[H:2 * H]), sigmoid(g[3 * H:])
-            c = f * c + i * np.tanh(g[2 * H:3 * H])
+            i, f, o = sigmoid(g[:H]), sigmoid(g[H : 2 * H]), sigmoid(g[3 * H :])
+            c = f * c + i * np.tanh(g[2 * H : 3 * H])
             st[0], st[1] = o * np.tanh(c), c
             return st[0]
     elif cell == "gru":
+
         def run():
             h = st[0]
             gx, gh = W @ x + bi, R @ h + bh
-            r, z = sigmoid(gx[:H] + gh[:H]), sigmoid(gx[H:2 * H] + gh[H:2 * H])
-            n = np.tanh(gx[2 * H:] + r * gh[2 * H:])
+            r, z = sigmoid(gx[:H] + gh[:H]), sigmoid(gx[H : 2 * H] + gh[H : 2 * H])
+            n = np.tanh(gx[2 * H :] + r * gh[2 * H :])
             st[0] = n + z * (h - n)
             return st[0]
     else:
+
         def run():
             st[0] = np.tanh(W @ x + R @ st[0] + b)
             return st[0]
+
     return run
 
 
@@ -181,6 +200,7 @@ def check(runners, n=30):
 
 
 # ---------------------------------------------------------------- timing
+
 
 def timer_overhead(n=20000):
     """Median ns between two back-to-back perf_counter_ns calls in the timing
@@ -208,24 +228,27 @@ def measure(runners, steps, rounds, calib_ns, c_timed):
     compares times taken moments apart. Returns (name -> all per-step us,
     name -> per-round us: the median step, or the C-timed mean)."""
     names = list(runners)
-    for name in names:                                 # warm-up
+    for name in names:  # warm-up
         for _ in range(min(steps, 300)):
             runners[name]()
     samples = {name: [] for name in names}
     per_round = {name: [] for name in names + list(c_timed)}
     for r in range(rounds):
-        for name in names[r % len(names):] + names[:r % len(names)]:
+        for name in names[r % len(names) :] + names[: r % len(names)]:
             ts = (time_steps(runners[name], steps) - calib_ns) * 1e-3
             samples[name].append(ts)
             per_round[name].append(float(np.median(ts)))
             if name == "fastrnn":
                 for aux, f in c_timed.items():
                     per_round[aux].append(f(steps) * 1e6)
-    return ({name: np.concatenate(v) for name, v in samples.items()},
-            {name: np.array(v) for name, v in per_round.items()})
+    return (
+        {name: np.concatenate(v) for name, v in samples.items()},
+        {name: np.array(v) for name, v in per_round.items()},
+    )
 
 
 # ---------------------------------------------------------------- sections
+
 
 def bench_products(sizes, reps_bytes=4e8, rounds=5):
     """Packed kernel vs BLAS sgemm, C (1, G*H) = x (1, H) W^T, timed in C."""
@@ -243,8 +266,11 @@ def bench_products(sizes, reps_bytes=4e8, rounds=5):
                 tp.append(_core.time_product(w, p, 1, reps))
                 tb.append(_core.time_product(w, None, 1, reps))
             tp, tb = min(tp) * 1e6, min(tb) * 1e6
-            print(f"| {G} | {H} | {w.nbytes / 1024:.0f} KB | {tp:.3f} | {tb:.3f} | "
-                  f"{tb / tp:.2f} | {w.nbytes / tp / 1e3:.1f} |", flush=True)
+            print(
+                f"| {G} | {H} | {w.nbytes / 1024:.0f} KB | {tp:.3f} | {tb:.3f} | "
+                f"{tb / tp:.2f} | {w.nbytes / tp / 1e3:.1f} |",
+                flush=True,
+            )
 
 
 def c_timed(s, layer, H, batch=25):
@@ -255,19 +281,32 @@ def c_timed(s, layer, H, batch=25):
     names = ("weight_ih_l0", "weight_hh_l0")
 
     def step(n):
-        return float(np.median([_core.time_stream_steps(s, x2, batch)
-                                for _ in range(max(n // batch, 1))]))
+        return float(
+            np.median([_core.time_stream_steps(s, x2, batch) for _ in range(max(n // batch, 1))])
+        )
 
     def products(n):
-        return sum(float(np.median([_core.time_product(layer._params[k], layer._packed(k), 1, batch)
-                                    for _ in range(max(n // batch, 1))])) for k in names)
+        return sum(
+            float(
+                np.median(
+                    [
+                        _core.time_product(layer._params[k], layer._packed(k), 1, batch)
+                        for _ in range(max(n // batch, 1))
+                    ]
+                )
+            )
+            for k in names
+        )
+
     return {"C step": step, "products": products}
 
 
 def bench_steps(cells, sizes, steps, rounds, quiet_wait=0.0):
     calib = timer_overhead()
-    print(f"\n## Streaming step, batch 1, I = H, 1 thread (us per step; timer cost "
-          f"{calib:.0f} ns subtracted)\n")
+    print(
+        f"\n## Streaming step, batch 1, I = H, 1 thread (us per step; timer cost "
+        f"{calib:.0f} ns subtracted)\n"
+    )
     rows = []
     for cell in cells:
         for H in sizes:
@@ -275,11 +314,13 @@ def bench_steps(cells, sizes, steps, rounds, quiet_wait=0.0):
             layer_t, one = torch_modules(cell, H)
             x = np.random.default_rng(1).standard_normal(H).astype(np.float32)
             fr_run, s, layer = fastrnn_runner(cell, layer_t, H, x)
-            runners = {"fastrnn": fr_run,
-                       "torch cell": torch_cell_runner(cell, one, H, x),
-                       "torch layer": torch_layer_runner(cell, layer_t, H, x),
-                       "ORT": ort_runner(cell, layer_t, H, x),
-                       "NumPy": numpy_runner(cell, layer_t, H, x)}
+            runners = {
+                "fastrnn": fr_run,
+                "torch cell": torch_cell_runner(cell, one, H, x),
+                "torch layer": torch_layer_runner(cell, layer_t, H, x),
+                "ORT": ort_runner(cell, layer_t, H, x),
+                "NumPy": numpy_runner(cell, layer_t, H, x),
+            }
             errs = check(runners)
             failed = [n for n, e in errs.items() if not e < MAX_REL_ERR]
             for n in failed:
@@ -291,10 +332,22 @@ def bench_steps(cells, sizes, steps, rounds, quiet_wait=0.0):
             t, rounds_t = measure(runners, steps, rounds, calib, c_timed(s, layer, H))
             load = bench.others_load(start, time.perf_counter() - t0)
             py, cs, pr = rounds_t["fastrnn"], rounds_t["C step"], rounds_t["products"]
-            split = (np.median(cs), np.median(pr), np.median((py - cs) / py),
-                     np.median(np.maximum(py - pr, 0) / py))
-            rows.append((cell, H, G, {n: (np.median(v), np.percentile(v, 99), v.size)
-                                      for n, v in t.items()}, split, load))
+            split = (
+                np.median(cs),
+                np.median(pr),
+                np.median((py - cs) / py),
+                np.median(np.maximum(py - pr, 0) / py),
+            )
+            rows.append(
+                (
+                    cell,
+                    H,
+                    G,
+                    {n: (np.median(v), np.percentile(v, 99), v.size) for n, v in t.items()},
+                    split,
+                    load,
+                )
+            )
             print_row(rows[-1])
     return rows
 
@@ -306,9 +359,11 @@ def print_row(row):
     cell, H, G, t, (c_step, prods, py_share, fixed_share), load = row
     if not HEADER_PRINTED:
         HEADER_PRINTED.append(1)
-        print("| cell | H | fastrnn med / p99 | torch cell | torch layer | ORT | NumPy "
-              "| x cell | x layer | x ORT | x NumPy | GB/s | C step | products | Python % "
-              "| fixed % | goal | load |")
+        print(
+            "| cell | H | fastrnn med / p99 | torch cell | torch layer | ORT | NumPy "
+            "| x cell | x layer | x ORT | x NumPy | GB/s | C step | products | Python % "
+            "| fixed % | goal | load |"
+        )
         print("|---|--:|--:|--:|--:|--:|--:|--:|--:|--:|--:|--:|--:|--:|--:|--:|---|--:|")
     f = t["fastrnn"][0]
 
@@ -317,17 +372,21 @@ def print_row(row):
 
     def ratio(n):
         return f"{t[n][0] / f:.1f}" if n in t else "-"
+
     gbs = 4 * G * H * 2 * H / (f * 1e-6) / 1e9
     goal = ""
     if H in GOALS and "torch cell" in t and "ORT" in t:
         gc, go = GOALS[H]
         rc, ro = t["torch cell"][0] / f, t["ORT"][0] / f
         goal = f"{'met' if rc >= gc and ro >= go else 'MISSED'} ({gc}x, {go}x)"
-    print(f"| {cell} | {H} | {cellv('fastrnn')} | {cellv('torch cell')} | {cellv('torch layer')} "
-          f"| {cellv('ORT')} | {cellv('NumPy')} | {ratio('torch cell')} | {ratio('torch layer')} "
-          f"| {ratio('ORT')} | {ratio('NumPy')} | {gbs:.0f} | {c_step:.2f} | {prods:.2f} "
-          f"| {100 * py_share:.0f} | {100 * fixed_share:.0f} | {goal} "
-          f"| {load:.2f} |", flush=True)
+    print(
+        f"| {cell} | {H} | {cellv('fastrnn')} | {cellv('torch cell')} | {cellv('torch layer')} "
+        f"| {cellv('ORT')} | {cellv('NumPy')} | {ratio('torch cell')} | {ratio('torch layer')} "
+        f"| {ratio('ORT')} | {ratio('NumPy')} | {gbs:.0f} | {c_step:.2f} | {prods:.2f} "
+        f"| {100 * py_share:.0f} | {100 * fixed_share:.0f} | {goal} "
+        f"| {load:.2f} |",
+        flush=True,
+    )
 
 
 def bench_parallel(H=128, steps=20000, quiet_wait=0.0):
@@ -339,6 +398,7 @@ def bench_parallel(H=128, steps=20000, quiet_wait=0.0):
         out = np.empty(H, np.float32)
         for _ in range(n):
             s.step(x, out)
+
     print(f"\n## Streams of one LSTM (H = {H}) in parallel threads (each its own stream)\n")
     print("| threads | steps/s in all | speed-up | load |")
     print("|--:|--:|--:|--:|")
@@ -368,21 +428,30 @@ def main(argv=None):
     p.add_argument("--steps", type=int, default=2000, help="timed steps per engine per round")
     p.add_argument("--rounds", type=int, default=5)
     p.add_argument("--products", action="store_true", help="only the packed vs BLAS table")
-    p.add_argument("--quiet-wait", type=float, default=0.0,
-                   help="before each row, wait up to this many seconds for other processes "
-                        "to leave the CPUs idle (< 0.25 cores busy)")
+    p.add_argument(
+        "--quiet-wait",
+        type=float,
+        default=0.0,
+        help="before each row, wait up to this many seconds for other processes "
+        "to leave the CPUs idle (< 0.25 cores busy)",
+    )
     p.add_argument("--product-sizes", nargs="+", type=int, default=[64, 128, 256, 512, 1024])
     a = p.parse_args(argv)
 
     torch.set_num_threads(1)
     with threadpool_limits(1):
-        blas = [f"{i['internal_api']} {i.get('version')}" for i in threadpool_info()
-                if i["user_api"] == "blas"]
-        print(f"# fastrnn streaming benchmark\n\n{platform.processor() or platform.machine()}, "
-              f"{os.cpu_count()} CPUs; python {platform.python_version()}, numpy "
-              f"{np.__version__}, scipy {scipy.__version__} ({', '.join(blas)}), torch "
-              f"{torch.__version__}, onnxruntime {ort.__version__}; fastrnn kernel "
-              f"ISA auto; 1 thread")
+        blas = [
+            f"{i['internal_api']} {i.get('version')}"
+            for i in threadpool_info()
+            if i["user_api"] == "blas"
+        ]
+        print(
+            f"# fastrnn streaming benchmark\n\n{platform.processor() or platform.machine()}, "
+            f"{os.cpu_count()} CPUs; python {platform.python_version()}, numpy "
+            f"{np.__version__}, scipy {scipy.__version__} ({', '.join(blas)}), torch "
+            f"{torch.__version__}, onnxruntime {ort.__version__}; fastrnn kernel "
+            f"ISA auto; 1 thread"
+        )
         if a.quiet_wait > 0:
             bench.wait_until_quiet(a.quiet_wait)
         bench_products(a.product_sizes)
@@ -391,10 +460,12 @@ def main(argv=None):
         with torch.inference_mode():
             bench_steps(a.cells, a.sizes, a.steps, a.rounds, a.quiet_wait)
         bench_parallel(quiet_wait=a.quiet_wait)
-        print("\nratios: peer median / fastrnn median (> 1: fastrnn faster); GB/s: fp32 "
-              "weights per step / fastrnn step; Python %: share of the step outside C; "
-              "fixed %: share outside the packed products; load: cores other "
-              "processes used meanwhile")
+        print(
+            "\nratios: peer median / fastrnn median (> 1: fastrnn faster); GB/s: fp32 "
+            "weights per step / fastrnn step; Python %: share of the step outside C; "
+            "fixed %: share outside the packed products; load: cores other "
+            "processes used meanwhile"
+        )
 
 
 if __name__ == "__main__":

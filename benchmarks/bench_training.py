@@ -7,6 +7,7 @@ Engines alternate in 3 rounds of 7 calls after a warm-up; the table shows the
 best round's median per engine, GFLOP/s counted as 3x the forward's FLOPs.
 `fastrnn bench --only train` times the H = 256 rows with an Adam step added, with
 JSON, plots and the fraction of the SGEMM rate."""
+
 import sys
 import time
 
@@ -35,7 +36,9 @@ def main():
     threadpool_limits(nt)
     torch.set_num_threads(nt)
     fr.set_num_threads(nt)
-    print(f"T={T} B={B} float32, {nt} thread(s), torch {torch.__version__}, fastrnn {fr.__version__}")
+    print(
+        f"T={T} B={B} float32, {nt} thread(s), torch {torch.__version__}, fastrnn {fr.__version__}"
+    )
     for kind, gates in (("LSTM", 4), ("GRU", 3), ("RNN", 1)):
         for H in (64, 128, 256):
             tm = getattr(torch.nn, kind)(H, H)
@@ -57,8 +60,11 @@ def main():
             a = min(r[0] for r in rounds)
             b = min(r[1] for r in rounds)
             flops = 3 * 2 * T * B * gates * H * (2 * H)
-            print(f"{kind:4s} H={H:3d}: fastrnn {a:7.2f} ms ({flops / a / 1e6:4.0f} GFLOP/s)  "
-                  f"torch {b:7.2f} ms ({flops / b / 1e6:4.0f})  torch/fastrnn {b / a:.2f}", flush=True)
+            print(
+                f"{kind:4s} H={H:3d}: fastrnn {a:7.2f} ms ({flops / a / 1e6:4.0f} GFLOP/s)  "
+                f"torch {b:7.2f} ms ({flops / b / 1e6:4.0f})  torch/fastrnn {b / a:.2f}",
+                flush=True,
+            )
 
 
 if __name__ == "__main__":

@@ -1,5 +1,6 @@
 """A short demo: runs each layer once over a batch of sequences and prints a
 latency and throughput line. `python examples/demo.py [--threads N]`."""
+
 import argparse
 import time
 
@@ -23,14 +24,17 @@ def main():
     T, B, H = args.T, args.B, args.H
     try:
         from threadpoolctl import threadpool_limits
+
         limits = threadpool_limits(args.threads)
     except ImportError:
         limits = None
     x = np.random.default_rng(0).standard_normal((T, B, H)).astype(np.float32)
     print(f"fastrnn {fr.__version__}: T={T} B={B} I=H={H} float32, {args.threads} thread(s)")
-    for name, layer, gates in [("LSTM", fr.LSTM(H, H, seed=0), 4),
-                               ("GRU", fr.GRU(H, H, seed=0), 3),
-                               ("RNN", fr.RNN(H, H, seed=0), 1)]:
+    for name, layer, gates in [
+        ("LSTM", fr.LSTM(H, H, seed=0), 4),
+        ("GRU", fr.GRU(H, H, seed=0), 3),
+        ("RNN", fr.RNN(H, H, seed=0), 1),
+    ]:
         layer(x)  # warm-up
         times = []
         for _ in range(20):
@@ -38,8 +42,10 @@ def main():
             layer(x)
             times.append(time.perf_counter() - t0)
         t = float(np.median(times))
-        print(f"{name:5s} {t * 1e3:8.3f} ms per sequence batch  "
-              f"{T * B / t / 1e6:7.2f} M steps/s  {flops(gates, T, B, H, H) / t / 1e9:6.1f} GFLOP/s")
+        print(
+            f"{name:5s} {t * 1e3:8.3f} ms per sequence batch  "
+            f"{T * B / t / 1e6:7.2f} M steps/s  {flops(gates, T, B, H, H) / t / 1e9:6.1f} GFLOP/s"
+        )
     if limits is not None:
         limits.restore_original_limits()
 

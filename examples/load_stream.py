@@ -10,6 +10,7 @@ send one frame per request, each waiting for the answer before the next
 and --duration seconds in all. Reports latency per request (p50, p99, max,
 in ms), the request rate and the errors.
 """
+
 import argparse
 import http.client
 import json
@@ -32,8 +33,9 @@ def client(port, sid, frames, input_size, deadline, latencies, errors):
         for k in range(frames):
             if time.monotonic() > deadline:
                 break
-            body = json.dumps({"session": sid, "frame": rng.standard_normal(input_size).tolist(),
-                               "reset": k == 0})
+            body = json.dumps(
+                {"session": sid, "frame": rng.standard_normal(input_size).tolist(), "reset": k == 0}
+            )
             t0 = time.perf_counter()
             conn.request("POST", "/step", body, {"Content-Type": "application/json"})
             resp = conn.getresponse()
@@ -78,8 +80,11 @@ def main(argv=None):
     p.add_argument("--frames", type=int, default=1000, help="requests per session, at most")
     p.add_argument("--duration", type=float, default=30.0, help="seconds, at most")
     p.add_argument("--input", type=int, default=40, help="input_size of the model")
-    p.add_argument("--service-args", default="--cell lstm --hidden 128",
-                   help="arguments for the service this script starts")
+    p.add_argument(
+        "--service-args",
+        default="--cell lstm --hidden 128",
+        help="arguments for the service this script starts",
+    )
     a = p.parse_args(argv)
     if not (0 < a.sessions <= 256 and 0 < a.frames <= 100_000 and 0 < a.duration <= 600):
         p.error("bounds: 1..256 sessions, 1..100000 frames, 0..600 seconds")
@@ -88,17 +93,32 @@ def main(argv=None):
     if port is None:
         port = free_port()
         here = os.path.dirname(os.path.abspath(__file__))
-        proc = subprocess.Popen([sys.executable, os.path.join(here, "stream_service.py"),
-                                 "--host", HOST, "--port", str(port), "--input", str(a.input)]
-                                + a.service_args.split(), stdout=subprocess.DEVNULL)
+        proc = subprocess.Popen(
+            [
+                sys.executable,
+                os.path.join(here, "stream_service.py"),
+                "--host",
+                HOST,
+                "--port",
+                str(port),
+                "--input",
+                str(a.input),
+            ]
+            + a.service_args.split(),
+            stdout=subprocess.DEVNULL,
+        )
     try:
         health = wait_ready(port, proc)
         print(f"service: {health['model']} on {HOST}:{port}")
         latencies, errors = [], []
         deadline = time.monotonic() + a.duration
-        threads = [threading.Thread(target=client, args=(port, f"load-{k}", a.frames, a.input,
-                                                         deadline, latencies, errors))
-                   for k in range(a.sessions)]
+        threads = [
+            threading.Thread(
+                target=client,
+                args=(port, f"load-{k}", a.frames, a.input, deadline, latencies, errors),
+            )
+            for k in range(a.sessions)
+        ]
         t0 = time.perf_counter()
         for t in threads:
             t.start()
@@ -113,10 +133,14 @@ def main(argv=None):
         print("no requests completed", errors[:3])
         return 1
     ms = np.array(latencies) * 1e3
-    print(f"{len(ms)} requests from {a.sessions} sessions in {wall:.2f} s: "
-          f"{len(ms) / wall:.0f} requests/s")
-    print(f"latency ms: p50 {np.percentile(ms, 50):.3f}  p99 {np.percentile(ms, 99):.3f}  "
-          f"max {ms.max():.3f}")
+    print(
+        f"{len(ms)} requests from {a.sessions} sessions in {wall:.2f} s: "
+        f"{len(ms) / wall:.0f} requests/s"
+    )
+    print(
+        f"latency ms: p50 {np.percentile(ms, 50):.3f}  p99 {np.percentile(ms, 99):.3f}  "
+        f"max {ms.max():.3f}"
+    )
     print(f"errors: {len(errors)}" + (f" (first: {errors[0]})" if errors else ""))
     return 1 if errors else 0
 

@@ -20,6 +20,7 @@ parallel threads, and the step itself releases the GIL. Sessions idle for
 --max-sessions are open. Errors are JSON {"error": ...} with status 400
 (bad request), 404 (unknown path) or 413 (body too large).
 """
+
 import argparse
 import json
 import threading
@@ -30,8 +31,8 @@ import numpy as np
 
 import fastrnn as fr
 
-MAX_BODY = 1 << 20          # bytes per request
-MAX_FRAMES = 1000           # frames per request
+MAX_BODY = 1 << 20  # bytes per request
+MAX_FRAMES = 1000  # frames per request
 
 
 class Session:
@@ -73,14 +74,18 @@ class StreamService:
         if not isinstance(sid, str) or not sid or len(sid) > 200:
             raise ValueError("session: expected a non-empty string id (at most 200 characters)")
         if ("frame" in request) == ("frames" in request):
-            raise ValueError("expected exactly one of 'frame' (one frame of input_size "
-                             "numbers) or 'frames' (a list of frames)")
+            raise ValueError(
+                "expected exactly one of 'frame' (one frame of input_size "
+                "numbers) or 'frames' (a list of frames)"
+            )
         many = "frames" in request
         x = np.asarray(request["frames" if many else "frame"], dtype=np.float64)
         if many and (x.ndim != 2 or not 0 < len(x) <= MAX_FRAMES):
-            raise ValueError(f"frames: expected a list of 1..{MAX_FRAMES} frames, got shape {x.shape}")
+            raise ValueError(
+                f"frames: expected a list of 1..{MAX_FRAMES} frames, got shape {x.shape}"
+            )
         s = self.session(sid)
-        with s.lock:                       # one request of a session at a time, in order
+        with s.lock:  # one request of a session at a time, in order
             if request.get("reset"):
                 s.stream.reset()
             if many:
@@ -99,11 +104,11 @@ class StreamService:
 
 
 class Handler(BaseHTTPRequestHandler):
-    protocol_version = "HTTP/1.1"      # keep-alive: one connection per client
-    disable_nagle_algorithm = True     # headers and body leave at once (no 40 ms delayed-ACK stall)
+    protocol_version = "HTTP/1.1"  # keep-alive: one connection per client
+    disable_nagle_algorithm = True  # headers and body leave at once (no 40 ms delayed-ACK stall)
     server_version = "fastrnn-stream/0.1"
 
-    def log_message(self, *args):      # quiet; a service would log somewhere real
+    def log_message(self, *args):  # quiet; a service would log somewhere real
         pass
 
     def _reply(self, status, body):
@@ -134,7 +139,7 @@ class Handler(BaseHTTPRequestHandler):
             if not isinstance(request, dict):
                 raise ValueError("expected a JSON object")
             self._reply(200, routes[self.path](request))
-        except (ValueError, TypeError) as e:     # bad JSON, shapes, dtypes: the client's
+        except (ValueError, TypeError) as e:  # bad JSON, shapes, dtypes: the client's
             self._reply(400, {"error": str(e)})
 
 
@@ -165,8 +170,9 @@ def main(argv=None):
     else:
         cls = {"lstm": fr.LSTM, "gru": fr.GRU, "rnn": fr.RNN}[a.cell]
         model = cls(a.input, a.hidden, num_layers=a.layers, seed=a.seed)
-    server = make_server(model, a.host, a.port, max_sessions=a.max_sessions,
-                         idle_timeout=a.idle_timeout)
+    server = make_server(
+        model, a.host, a.port, max_sessions=a.max_sessions, idle_timeout=a.idle_timeout
+    )
     host, port = server.server_address[:2]
     print(f"serving {model!r} on http://{host}:{port}", flush=True)
     try:

@@ -11,9 +11,8 @@ import sys
 
 from hypothesis import settings
 
-sys.path.insert(0, os.path.dirname(__file__))   # tests/helpers.py, tests/reference.py
+sys.path.insert(0, os.path.dirname(__file__))  # tests/helpers.py, tests/reference.py
 
-settings.register_profile("ci", derandomize=True, database=None, deadline=None,
-                          print_blob=True)
+settings.register_profile("ci", derandomize=True, database=None, deadline=None, print_blob=True)
 settings.register_profile("explore", deadline=None, print_blob=True)
 settings.load_profile(os.environ.get("HYPOTHESIS_PROFILE", "ci"))

@@ -52,7 +52,8 @@ def assert_close(actual, expected, dtype, what="", rel=None):
     actual = np.asarray(actual)
     expected = np.asarray(expected)
     assert actual.shape == expected.shape, (
-        f"{what}: shape {actual.shape} != expected {expected.shape}")
+        f"{what}: shape {actual.shape} != expected {expected.shape}"
+    )
     assert np.all(np.isfinite(actual)), f"{what}: non-finite values"
     bound = REL_TOL[dtype] if rel is None else rel
     err = rel_err(actual, expected)
@@ -61,12 +62,13 @@ def assert_close(actual, expected, dtype, what="", rel=None):
     if rel is not None:
         tol = dict(rtol=max(tol["rtol"], 10 * rel), atol=max(tol["atol"], rel))
     np.testing.assert_allclose(
-        np.asarray(actual, np.float64), np.asarray(expected, np.float64),
-        err_msg=what, **tol)
+        np.asarray(actual, np.float64), np.asarray(expected, np.float64), err_msg=what, **tol
+    )
 
 
-def layer_param_shapes(mode, input_size, hidden_size, num_layers=1,
-                       bidirectional=False, bias=True, peephole=False):
+def layer_param_shapes(
+    mode, input_size, hidden_size, num_layers=1, bidirectional=False, bias=True, peephole=False
+):
     """Ordered {name: shape} of a layer's state dict (PyTorch's order, with
     weight_peep_l{k}[_reverse] after the four PyTorch parameters of its
     layer-direction)."""
@@ -100,8 +102,9 @@ def cell_param_shapes(mode, input_size, hidden_size, bias=True, peephole=False):
 
 def random_params(shapes, rng, scale, dtype=np.float64):
     """Uniform(-scale, scale) arrays for an ordered {name: shape}."""
-    return {name: rng.uniform(-scale, scale, size=shape).astype(dtype)
-            for name, shape in shapes.items()}
+    return {
+        name: rng.uniform(-scale, scale, size=shape).astype(dtype) for name, shape in shapes.items()
+    }
 
 
 def random_lengths(rng, B, T, allow_zero=True):
@@ -118,12 +121,12 @@ def random_lengths(rng, B, T, allow_zero=True):
 # the six cell kinds fastrnn offers, and how to build them
 # --------------------------------------------------------------------------
 
+
 class Kind:
     """One kind of recurrence: the reference's mode plus the option that
     selects it (nonlinearity, peephole, linear_before_reset)."""
 
-    def __init__(self, name, mode, nonlinearity="tanh", peephole=False,
-                 linear_before_reset=True):
+    def __init__(self, name, mode, nonlinearity="tanh", peephole=False, linear_before_reset=True):
         self.name = name
         self.mode = mode
         self.nonlinearity = nonlinearity
@@ -136,8 +139,7 @@ class Kind:
     @property
     def ref_kwargs(self):
         """Keyword arguments for reference.layer_forward / cell_forward."""
-        return dict(nonlinearity=self.nonlinearity,
-                    linear_before_reset=self.linear_before_reset)
+        return dict(nonlinearity=self.nonlinearity, linear_before_reset=self.linear_before_reset)
 
     def option_kwargs(self):
         """Constructor keyword arguments that select this kind in fastrnn."""
@@ -149,22 +151,23 @@ class Kind:
 
     def layer(self, input_size, hidden_size, **kw):
         import fastrnn as fr
+
         cls = {"rnn": fr.RNN, "lstm": fr.LSTM, "gru": fr.GRU}[self.mode]
         return cls(input_size, hidden_size, **self.option_kwargs(), **kw)
 
     def cell(self, input_size, hidden_size, **kw):
         import fastrnn as fr
+
         cls = {"rnn": fr.RNNCell, "lstm": fr.LSTMCell, "gru": fr.GRUCell}[self.mode]
         return cls(input_size, hidden_size, **self.option_kwargs(), **kw)
 
-    def layer_shapes(self, input_size, hidden_size, num_layers=1,
-                     bidirectional=False, bias=True):
-        return layer_param_shapes(self.mode, input_size, hidden_size, num_layers,
-                                  bidirectional, bias, self.peephole)
+    def layer_shapes(self, input_size, hidden_size, num_layers=1, bidirectional=False, bias=True):
+        return layer_param_shapes(
+            self.mode, input_size, hidden_size, num_layers, bidirectional, bias, self.peephole
+        )
 
     def cell_shapes(self, input_size, hidden_size, bias=True):
-        return cell_param_shapes(self.mode, input_size, hidden_size, bias,
-                                 self.peephole)
+        return cell_param_shapes(self.mode, input_size, hidden_size, bias, self.peephole)
 
 
 KINDS = [
@@ -206,11 +209,18 @@ def run_fastrnn(isa, code, *args, env=()):
     env.pop("FASTRNN_ISA", None)
     if isa is not None:
         env["FASTRNN_ISA"] = isa
-    prelude = ("import warnings\n"
-               "with warnings.catch_warnings(record=True) as caught:\n"
-               "    warnings.simplefilter('always', RuntimeWarning)\n"
-               "    import fastrnn as fr\n")
-    proc = subprocess.run([sys.executable, "-c", prelude + code, *args], env=env,
-                          capture_output=True, text=True, timeout=300)
+    prelude = (
+        "import warnings\n"
+        "with warnings.catch_warnings(record=True) as caught:\n"
+        "    warnings.simplefilter('always', RuntimeWarning)\n"
+        "    import fastrnn as fr\n"
+    )
+    proc = subprocess.run(
+        [sys.executable, "-c", prelude + code, *args],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
     assert proc.returncode == 0, proc.stderr
     return proc.stdout

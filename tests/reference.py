@@ -70,6 +70,7 @@ def _affine(x, w, b):
 # cells: one time step. x is (I,) or (B, I); h, c are (H,) or (B, H).
 # --------------------------------------------------------------------------
 
+
 def rnn_cell(x, h, w_ih, w_hh, b_ih=None, b_hh=None, nonlinearity="tanh"):
     pre = _affine(x, w_ih, b_ih) + _affine(h, w_hh, b_hh)
     if nonlinearity == "tanh":
@@ -84,20 +85,20 @@ def lstm_cell(x, h, c, w_ih, w_hh, b_ih=None, b_hh=None, w_peep=None):
     by W_hr itself."""
     H = w_hh.shape[0] // 4
     gates = _affine(x, w_ih, b_ih) + _affine(h, w_hh, b_hh)
-    a_i = gates[..., 0 * H:1 * H]
-    a_f = gates[..., 1 * H:2 * H]
-    a_g = gates[..., 2 * H:3 * H]
-    a_o = gates[..., 3 * H:4 * H]
+    a_i = gates[..., 0 * H : 1 * H]
+    a_f = gates[..., 1 * H : 2 * H]
+    a_g = gates[..., 2 * H : 3 * H]
+    a_o = gates[..., 3 * H : 4 * H]
     if w_peep is not None:
-        p_i, p_f, p_o = w_peep[0:H], w_peep[H:2 * H], w_peep[2 * H:3 * H]
-        a_i = a_i + p_i * c          # i sees c(t-1)
-        a_f = a_f + p_f * c          # f sees c(t-1)
+        p_i, p_f, p_o = w_peep[0:H], w_peep[H : 2 * H], w_peep[2 * H : 3 * H]
+        a_i = a_i + p_i * c  # i sees c(t-1)
+        a_f = a_f + p_f * c  # f sees c(t-1)
     i = sigmoid(a_i)
     f = sigmoid(a_f)
     g = np.tanh(a_g)
     c_new = f * c + i * g
     if w_peep is not None:
-        a_o = a_o + p_o * c_new      # o sees c(t)
+        a_o = a_o + p_o * c_new  # o sees c(t)
     o = sigmoid(a_o)
     h_new = o * np.tanh(c_new)
     return h_new, c_new
@@ -105,16 +106,16 @@ def lstm_cell(x, h, c, w_ih, w_hh, b_ih=None, b_hh=None, w_peep=None):
 
 def gru_cell(x, h, w_ih, w_hh, b_ih=None, b_hh=None, linear_before_reset=True):
     H = w_hh.shape[1]
-    w_ir, w_iz, w_in = w_ih[0:H], w_ih[H:2 * H], w_ih[2 * H:3 * H]
-    w_hr, w_hz, w_hn = w_hh[0:H], w_hh[H:2 * H], w_hh[2 * H:3 * H]
+    w_ir, w_iz, w_in = w_ih[0:H], w_ih[H : 2 * H], w_ih[2 * H : 3 * H]
+    w_hr, w_hz, w_hn = w_hh[0:H], w_hh[H : 2 * H], w_hh[2 * H : 3 * H]
     if b_ih is None:
         b_ir = b_iz = b_in = None
     else:
-        b_ir, b_iz, b_in = b_ih[0:H], b_ih[H:2 * H], b_ih[2 * H:3 * H]
+        b_ir, b_iz, b_in = b_ih[0:H], b_ih[H : 2 * H], b_ih[2 * H : 3 * H]
     if b_hh is None:
         b_hr = b_hz = b_hn = None
     else:
-        b_hr, b_hz, b_hn = b_hh[0:H], b_hh[H:2 * H], b_hh[2 * H:3 * H]
+        b_hr, b_hz, b_hn = b_hh[0:H], b_hh[H : 2 * H], b_hh[2 * H : 3 * H]
 
     r = sigmoid(_affine(x, w_ir, b_ir) + _affine(h, w_hr, b_hr))
     z = sigmoid(_affine(x, w_iz, b_iz) + _affine(h, w_hz, b_hz))
@@ -129,12 +130,12 @@ def gru_cell(x, h, w_ih, w_hh, b_ih=None, b_hh=None, linear_before_reset=True):
 # the cell API: parameters weight_ih, weight_hh, bias_ih, bias_hh, weight_peep
 # --------------------------------------------------------------------------
 
+
 def _f64(a):
     return None if a is None else np.asarray(a, dtype=np.float64)
 
 
-def cell_forward(mode, params, x, state=None, nonlinearity="tanh",
-                 linear_before_reset=True):
+def cell_forward(mode, params, x, state=None, nonlinearity="tanh", linear_before_reset=True):
     """One step of an RNNCell / LSTMCell / GRUCell with a cell state dict.
 
     x is (B, I) or (I,). state is None (zeros), h, or (h, c) for the LSTM.
@@ -160,6 +161,7 @@ def cell_forward(mode, params, x, state=None, nonlinearity="tanh",
 # the layer: stacked layers, optional reverse direction, packed lengths
 # --------------------------------------------------------------------------
 
+
 def layer_config(params):
     """(num_layers, num_directions, bias, peephole) read from a state dict."""
     num_layers = 0
@@ -173,8 +175,7 @@ def layer_config(params):
     return num_layers, num_directions, bias, peephole
 
 
-def _run_direction(mode, w, x, h0, c0, lengths, reverse, nonlinearity,
-                   linear_before_reset):
+def _run_direction(mode, w, x, h0, c0, lengths, reverse, nonlinearity, linear_before_reset):
     """One layer, one direction. x (T, B, I) float64; h0, c0 (B, H).
 
     Returns y (T, B, H) with zeros past each row's length, h_n, c_n (B, H)
@@ -189,15 +190,14 @@ def _run_direction(mode, w, x, h0, c0, lengths, reverse, nonlinearity,
     for b in range(B):
         steps = range(lengths[b])
         if reverse:
-            steps = reversed(steps)      # starts at this row's own last step
+            steps = reversed(steps)  # starts at this row's own last step
         h = h0[b]
         c = c0[b] if mode == "lstm" else None
         for t in steps:
             if mode == "lstm":
                 h, c = lstm_cell(x[t, b], h, c, *cell_w, w_peep=w["weight_peep"])
             elif mode == "gru":
-                h = gru_cell(x[t, b], h, *cell_w,
-                             linear_before_reset=linear_before_reset)
+                h = gru_cell(x[t, b], h, *cell_w, linear_before_reset=linear_before_reset)
             else:
                 h = rnn_cell(x[t, b], h, *cell_w, nonlinearity=nonlinearity)
             y[t, b] = h
@@ -207,8 +207,16 @@ def _run_direction(mode, w, x, h0, c0, lengths, reverse, nonlinearity,
     return y, h_n, c_n
 
 
-def layer_forward(mode, params, x, state=None, lengths=None, batch_first=False,
-                  nonlinearity="tanh", linear_before_reset=True):
+def layer_forward(
+    mode,
+    params,
+    x,
+    state=None,
+    lengths=None,
+    batch_first=False,
+    nonlinearity="tanh",
+    linear_before_reset=True,
+):
     """Full RNN / LSTM / GRU layer stack, PyTorch semantics, in float64.
 
     mode: "rnn", "lstm" or "gru". params: a state dict with PyTorch names.
@@ -230,14 +238,14 @@ def layer_forward(mode, params, x, state=None, lengths=None, batch_first=False,
     x = _f64(x)
     unbatched = x.ndim == 2
     if unbatched:
-        x = x[:, None, :]                       # (T, 1, I); batch_first ignored
+        x = x[:, None, :]  # (T, 1, I); batch_first ignored
         if state is not None:
             if mode == "lstm":
                 state = (_f64(state[0])[:, None, :], _f64(state[1])[:, None, :])
             else:
                 state = _f64(state)[:, None, :]
     elif batch_first:
-        x = x.transpose(1, 0, 2)                # (T, B, I)
+        x = x.transpose(1, 0, 2)  # (T, B, I)
     T, B, _ = x.shape
 
     if lengths is None:
@@ -269,14 +277,21 @@ def layer_forward(mode, params, x, state=None, lengths=None, batch_first=False,
             }
             idx = k * D + d
             y_d, hn_d, cn_d = _run_direction(
-                mode, w, layer_input, h0[idx], c0[idx], lengths,
-                reverse=(d == 1), nonlinearity=nonlinearity,
-                linear_before_reset=linear_before_reset)
+                mode,
+                w,
+                layer_input,
+                h0[idx],
+                c0[idx],
+                lengths,
+                reverse=(d == 1),
+                nonlinearity=nonlinearity,
+                linear_before_reset=linear_before_reset,
+            )
             outs.append(y_d)
             h_n[idx] = hn_d
             if mode == "lstm":
                 c_n[idx] = cn_d
-        layer_input = np.concatenate(outs, axis=2)   # (T, B, D*H)
+        layer_input = np.concatenate(outs, axis=2)  # (T, B, D*H)
 
     y = layer_input
     if unbatched:

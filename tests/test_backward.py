@@ -9,8 +9,6 @@ peephole LSTM and GRU's original form are checked by finite differences in
 test_gradcheck.py (torch has neither).
 """
 
-import itertools
-import warnings
 import zlib
 
 import numpy as np
@@ -56,8 +54,9 @@ def torch_gradients(tm, x, state, lengths, wy, wfinal, batch_first):
     st = [torch.tensor(s, requires_grad=True) for s in state] if state is not None else None
     tstate = None if st is None else (tuple(st) if len(st) == 2 else st[0])
     if lengths is not None:
-        packed = pack_padded_sequence(xt, torch.tensor(lengths), batch_first=batch_first,
-                                      enforce_sorted=False)
+        packed = pack_padded_sequence(
+            xt, torch.tensor(lengths), batch_first=batch_first, enforce_sorted=False
+        )
         yp, finals = tm(packed, tstate)
         yt, _ = pad_packed_sequence(yp, batch_first=batch_first, total_length=T)
     else:
@@ -68,8 +67,12 @@ def torch_gradients(tm, x, state, lengths, wy, wfinal, batch_first):
         loss = loss + (f * torch.tensor(w)).sum()
     loss.backward()
     dstate0 = None if st is None else [s.grad.numpy() for s in st]
-    return (yt.detach().numpy(), xt.grad.numpy(), dstate0,
-            {n: p.grad.numpy() for n, p in tm.named_parameters()})
+    return (
+        yt.detach().numpy(),
+        xt.grad.numpy(),
+        dstate0,
+        {n: p.grad.numpy() for n, p in tm.named_parameters()},
+    )
 
 
 def assert_grad(actual, expected, dtype, what):
@@ -101,13 +104,18 @@ def test_torch_parity(kind, dtype, options, inputs):
     state = None
     if with_state:
         state = [rng.standard_normal((LD, B, H)).astype(dtype) for _ in range(2 if lstm else 1)]
-    lengths = rng.permutation([T, 1, 3, T - 1, 2]) if with_lengths else None   # unsorted
-    y, _, cache = layer.forward(x, None if state is None else
-                                (tuple(state) if lstm else state[0]), lengths)
+    lengths = rng.permutation([T, 1, 3, T - 1, 2]) if with_lengths else None  # unsorted
+    y, _, cache = layer.forward(
+        x, None if state is None else (tuple(state) if lstm else state[0]), lengths
+    )
     wy = rng.standard_normal(y.shape).astype(dtype)
     n_final = 2 if lstm else 1
-    wfinal = [rng.standard_normal((LD, B, H)).astype(dtype) if with_dstate
-              else np.zeros((LD, B, H), dtype) for _ in range(n_final)]
+    wfinal = [
+        rng.standard_normal((LD, B, H)).astype(dtype)
+        if with_dstate
+        else np.zeros((LD, B, H), dtype)
+        for _ in range(n_final)
+    ]
     dstate = (tuple(wfinal) if lstm else wfinal[0]) if with_dstate else None
     dx, dstate0 = layer.backward(wy, cache, dstate)
 
@@ -176,6 +184,7 @@ def test_torch_parity_unbatched(kind):
 # the training API
 # --------------------------------------------------------------------------
 
+
 def small(kind, **kw):
     return kind.layer(3, 4, dtype=np.float64, seed=0, **kw)
 
@@ -189,8 +198,10 @@ def test_forward_matches_inference_and_grads_accumulate(kind):
     y, state_n, cache = layer.forward(x, lengths=lengths)
     y_inf, state_inf = layer(x, lengths=lengths)
     np.testing.assert_array_equal(y, y_inf)
-    for a, b in zip(np.atleast_1d(state_n) if kind.mode != "lstm" else state_n,
-                    np.atleast_1d(state_inf) if kind.mode != "lstm" else state_inf):
+    for a, b in zip(
+        np.atleast_1d(state_n) if kind.mode != "lstm" else state_n,
+        np.atleast_1d(state_inf) if kind.mode != "lstm" else state_inf,
+    ):
         np.testing.assert_array_equal(a, b)
 
     assert list(layer.grads) == list(layer.state_dict())
@@ -198,7 +209,7 @@ def test_forward_matches_inference_and_grads_accumulate(kind):
     dy = rng.standard_normal(y.shape)
     dx1, s1 = layer.backward(dy, cache)
     first = {k: v.copy() for k, v in layer.grads.items()}
-    dx2, s2 = layer.backward(dy, cache)           # the cache can be used again
+    dx2, s2 = layer.backward(dy, cache)  # the cache can be used again
     np.testing.assert_array_equal(dx1, dx2)
     for k, g in layer.grads.items():
         assert g.shape == layer.state_dict()[k].shape and g.dtype == np.float64
@@ -240,8 +251,10 @@ def test_backward_threads_bitwise(kind, dtype, B):
         fr.set_num_threads(None)
     (dx1, s1, g1), (dx2, s2, g2) = results
     np.testing.assert_array_equal(dx2, dx1)
-    for a, b in zip(np.atleast_1d(s2) if kind.mode != "lstm" else s2,
-                    np.atleast_1d(s1) if kind.mode != "lstm" else s1):
+    for a, b in zip(
+        np.atleast_1d(s2) if kind.mode != "lstm" else s2,
+        np.atleast_1d(s1) if kind.mode != "lstm" else s1,
+    ):
         np.testing.assert_array_equal(a, b)
     for k in g1:
         np.testing.assert_array_equal(g2[k], g1[k], err_msg=k)
@@ -267,7 +280,7 @@ def test_dy_past_lengths_is_ignored_and_dstate_none_is_zeros():
     np.testing.assert_array_equal(dc0, dc02)
     for k, g in layer.grads.items():
         np.testing.assert_array_equal(g, grads[k])
-    assert not dx[:, 1].any()                       # a zero-length sequence: no gradient
+    assert not dx[:, 1].any()  # a zero-length sequence: no gradient
     assert not dx[2:, 2].any()
 
 
@@ -331,6 +344,7 @@ def test_backward_errors():
 # inter-layer dropout
 # --------------------------------------------------------------------------
 
+
 def test_dropout_constructor_and_config():
     for cls in (fr.RNN, fr.LSTM, fr.GRU):
         layer = cls(3, 4, num_layers=2, dropout=0.25)
@@ -365,8 +379,8 @@ def test_dropout_masks():
         kept = mask != 0
         assert abs(kept.mean() - (1 - p)) < 0.02
         np.testing.assert_allclose(mask[kept], 1 / (1 - p))
-    assert not np.allclose(y, y_inf)                 # dropout acted on the hidden layers
-    y_again, _ = layer(x)                            # inference never drops
+    assert not np.allclose(y, y_inf)  # dropout acted on the hidden layers
+    y_again, _ = layer(x)  # inference never drops
     np.testing.assert_array_equal(y_again, y_inf)
     # the same seed gives the same masks; the constructor seed seeds them too
     layer.seed_dropout(9)
@@ -377,7 +391,7 @@ def test_dropout_masks():
     a = fr.GRU(8, 64, num_layers=3, dropout=p, dtype=np.float64, seed=5)
     b = fr.GRU(8, 64, num_layers=3, dropout=p, dtype=np.float64, seed=5)
     np.testing.assert_array_equal(a.forward(x)[0], b.forward(x)[0])
-    a.seed_dropout(5)                                # back to the constructor's stream
+    a.seed_dropout(5)  # back to the constructor's stream
     c = fr.GRU(8, 64, num_layers=3, dropout=p, dtype=np.float64, seed=5)
     np.testing.assert_array_equal(a.forward(x)[0], c.forward(x)[0])
     # p = 1 drops everything: the last layer sees zeros
@@ -408,6 +422,7 @@ def test_dropout_zero_matches_torch_training_mode():
 # --------------------------------------------------------------------------
 # cells
 # --------------------------------------------------------------------------
+
 
 @pytest.mark.parametrize("dtype", DTYPES, ids=DTYPE_IDS)
 @pytest.mark.parametrize("kind", TORCH_KINDS, ids=TORCH_KIND_IDS)
@@ -468,8 +483,9 @@ def test_cell_backward_errors_and_accumulation():
 def test_input_grad_false_skips_dx_only():
     rng = np.random.default_rng(10)
     for kind in KINDS:
-        layer = kind.layer(3, 4, num_layers=2, bidirectional=True, batch_first=True,
-                           dtype=np.float64, seed=0)
+        layer = kind.layer(
+            3, 4, num_layers=2, bidirectional=True, batch_first=True, dtype=np.float64, seed=0
+        )
         x = rng.standard_normal((2, 5, 3))
         y, _, cache = layer.forward(x, lengths=[5, 3])
         dy = rng.standard_normal(y.shape)
@@ -478,8 +494,9 @@ def test_input_grad_false_skips_dx_only():
         layer.zero_grad()
         dx, s_skip = layer.backward(dy, cache, input_grad=False)
         assert dx is None
-        for a, b in zip(s_full if kind.mode == "lstm" else [s_full],
-                        s_skip if kind.mode == "lstm" else [s_skip]):
+        for a, b in zip(
+            s_full if kind.mode == "lstm" else [s_full], s_skip if kind.mode == "lstm" else [s_skip]
+        ):
             np.testing.assert_array_equal(a, b)
         for k, g in layer.grads.items():
             np.testing.assert_array_equal(g, g_full[k])
@@ -492,8 +509,9 @@ def test_bias_gradients_without_weight_gradients(kind):
     after the weight products, are bitwise those of a call that computes
     everything, and the weight gradients asked for are unchanged."""
     from fastrnn import _core
+
     rng = np.random.default_rng(11)
-    T, B, I, H = 70, 5, 6, 40                  # 350 rows: blocks of 64 and a partial one
+    T, B, I, H = 70, 5, 6, 40  # 350 rows: blocks of 64 and a partial one
     layer = kind.layer(I, H, dtype=np.float64, seed=2)
     x = rng.standard_normal((T, B, I))
     lengths = rng.integers(0, T + 1, size=B)
@@ -505,12 +523,30 @@ def test_bias_gradients_without_weight_gradients(kind):
     runs = {}
     for weights in (("ih", "hh"), ("ih",), ("hh",), ()):
         g = {k: np.zeros_like(v) for k, v in p.items()}
-        _core.layer_backward(layer._cell, peep is not None, lbr, p["weight_ih_l0"],
-                             p["weight_hh_l0"], peep, x, cache.lengths, False, cache.arrays[0],
-                             dy, None, None, None, False, None, None,
-                             g["weight_ih_l0"] if "ih" in weights else None,
-                             g["weight_hh_l0"] if "hh" in weights else None,
-                             g["bias_ih_l0"], g["bias_hh_l0"], None)
+        _core.layer_backward(
+            layer._cell,
+            peep is not None,
+            lbr,
+            p["weight_ih_l0"],
+            p["weight_hh_l0"],
+            peep,
+            x,
+            cache.lengths,
+            False,
+            cache.arrays[0],
+            dy,
+            None,
+            None,
+            None,
+            False,
+            None,
+            None,
+            g["weight_ih_l0"] if "ih" in weights else None,
+            g["weight_hh_l0"] if "hh" in weights else None,
+            g["bias_ih_l0"],
+            g["bias_hh_l0"],
+            None,
+        )
         runs[weights] = g
     full = runs[("ih", "hh")]
     assert full["bias_ih_l0"].any() and full["bias_hh_l0"].any()
@@ -526,17 +562,24 @@ def test_bias_gradients_without_weight_gradients(kind):
 
 
 @settings(max_examples=40, deadline=None)
-@given(kind=st.sampled_from(KINDS), dtype=st.sampled_from(DTYPES),
-       B=st.sampled_from([16, 24, 26, 32, 40]), H=st.sampled_from([64, 96, 100]),
-       T=st.integers(1, 5), layers=st.integers(1, 2), bidirectional=st.booleans(),
-       seed=st.integers(0, 2**31 - 1))
+@given(
+    kind=st.sampled_from(KINDS),
+    dtype=st.sampled_from(DTYPES),
+    B=st.sampled_from([16, 24, 26, 32, 40]),
+    H=st.sampled_from([64, 96, 100]),
+    T=st.integers(1, 5),
+    layers=st.integers(1, 2),
+    bidirectional=st.booleans(),
+    seed=st.integers(0, 2**31 - 1),
+)
 def test_thread_count_never_changes_a_bit(kind, dtype, B, H, T, layers, bidirectional, seed):
     """Random layers, batches that split by rows (multiples of 8) or by units,
     lengths (zeros included): inference and training outputs, final states,
     dx, dstate0 and every gradient of 2 threads bitwise those of 1 thread."""
     rng = np.random.default_rng(seed)
-    layer = kind.layer(12, H, num_layers=layers, bidirectional=bidirectional, dtype=dtype,
-                       seed=seed % 1000)
+    layer = kind.layer(
+        12, H, num_layers=layers, bidirectional=bidirectional, dtype=dtype, seed=seed % 1000
+    )
     x = rng.standard_normal((T, B, 12)).astype(dtype)
     lengths = rng.integers(0, T + 1, size=B)
     dy = rng.standard_normal((T, B, (2 if bidirectional else 1) * H)).astype(dtype)
@@ -548,10 +591,10 @@ def test_thread_count_never_changes_a_bit(kind, dtype, B, H, T, layers, bidirect
             y_inference, _ = layer(x, lengths=lengths)
             y, state, cache = layer.forward(x, lengths=lengths)
             dx, dstate0 = layer.backward(dy, cache, state)
-            flat = [y_inference, y, dx] + [np.asarray(a) for a in (state if isinstance(state, tuple)
-                                                        else (state,))]
-            flat += [np.asarray(a) for a in (dstate0 if isinstance(dstate0, tuple)
-                                             else (dstate0,))]
+            flat = [y_inference, y, dx] + [
+                np.asarray(a) for a in (state if isinstance(state, tuple) else (state,))
+            ]
+            flat += [np.asarray(a) for a in (dstate0 if isinstance(dstate0, tuple) else (dstate0,))]
             runs.append(flat + [g.copy() for g in layer.grads.values()])
     finally:
         fr.set_num_threads(None)

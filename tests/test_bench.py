@@ -21,15 +21,28 @@ pytest.importorskip("onnx")
 
 ALL = ("fastrnn", "PyTorch", "ONNX Runtime", "NumPy")
 PER_SCENARIO = {"stream": ALL, "sequence": ALL, "train": ("fastrnn", "PyTorch")}
-KEYS = {"scenario", "cell", "name", "params", "engine", "status", "reason", "samples_s",
-        "median_s", "p99_s", "gflops", "sgemm_fraction", "peak_fraction", "ratio_vs_fastrnn"}
+KEYS = {
+    "scenario",
+    "cell",
+    "name",
+    "params",
+    "engine",
+    "status",
+    "reason",
+    "samples_s",
+    "median_s",
+    "p99_s",
+    "gflops",
+    "sgemm_fraction",
+    "peak_fraction",
+    "ratio_vs_fastrnn",
+}
 
 
 def run(tmp_path, capsys, *args):
     """`fastrnn bench --tiny ARGS --json PATH`: (exit status, JSON, stdout, stderr)."""
     path = tmp_path / "bench.json"
-    status = bench.main(["--tiny", "--no-progress", "--threads", "1", "--json", str(path),
-                         *args])
+    status = bench.main(["--tiny", "--no-progress", "--threads", "1", "--json", str(path), *args])
     out, err = capsys.readouterr()
     return status, json.loads(path.read_text()), out, err
 
@@ -77,10 +90,9 @@ def test_schema_every_engine_every_row(tmp_path, capsys):
     assert "| fastrnn GFLOP/s | of SGEMM | of peak | load |" in out
 
 
-@pytest.mark.parametrize("missing, engine", [("onnxruntime", "ONNX Runtime"),
-                                             ("torch", "PyTorch")])
+@pytest.mark.parametrize("missing, engine", [("onnxruntime", "ONNX Runtime"), ("torch", "PyTorch")])
 def test_missing_peer_is_skipped_with_reason(tmp_path, capsys, monkeypatch, missing, engine):
-    monkeypatch.setitem(sys.modules, missing, None)     # `import missing` raises ImportError
+    monkeypatch.setitem(sys.modules, missing, None)  # `import missing` raises ImportError
     status, data, out, _ = run(tmp_path, capsys, "--only", "stream/gru", "--only", "train/rnn")
     assert status == 0
     assert data["meta"]["versions"][missing] is None
@@ -93,16 +105,25 @@ def test_missing_peer_is_skipped_with_reason(tmp_path, capsys, monkeypatch, miss
 
 
 def test_gate_catches_a_wrong_engine(tmp_path, capsys):
-    status, data, out, err = run(tmp_path, capsys, "--only", "stream/lstm",
-                                 "--only", "sequence/rnn", "--test-faulty", "NumPy")
+    status, data, out, err = run(
+        tmp_path,
+        capsys,
+        "--only",
+        "stream/lstm",
+        "--only",
+        "sequence/rnn",
+        "--test-faulty",
+        "NumPy",
+    )
     assert status == 1
     results = by_engine(data["results"])
     assert len(results["NumPy"]) == 2
     for r in results["NumPy"]:
         assert r["status"] == "mismatch" and r["samples_s"] == [] and r["median_s"] is None
         assert r["rel_err"] > bench.MAX_REL_ERR and "rel err" in r["reason"]
-    assert all(r["status"] == "ok" for e in ("fastrnn", "PyTorch", "ONNX Runtime")
-               for r in results[e])
+    assert all(
+        r["status"] == "ok" for e in ("fastrnn", "PyTorch", "ONNX Runtime") for r in results[e]
+    )
     assert "NumPy MISMATCH" in err and "NOT timed" in err
     assert "**MISMATCH**" in out
 
@@ -120,7 +141,10 @@ def test_only_filters(tmp_path, capsys):
     assert {(r["scenario"], r["cell"]) for r in data["results"]} == {("sequence", "lstm")}
     assert "### Streaming" not in out and "### Training" not in out
     assert [r.name for r in bench.rows_for(bench.FULL, ["*/gru/B1-*"])] == [
-        "sequence/gru/B1-H128", "sequence/gru/B1-H256", "sequence/gru/B1-H512"]
+        "sequence/gru/B1-H128",
+        "sequence/gru/B1-H256",
+        "sequence/gru/B1-H512",
+    ]
     assert bench.main(["--tiny", "--only", "no-such-row"]) == 2
     assert "matches no row" in capsys.readouterr().err
 
@@ -150,13 +174,27 @@ def test_suite_sizes():
 
 
 def test_subcommand(tmp_path):
-    proc = subprocess.run([sys.executable, "-m", "fastrnn", "bench", "--tiny", "--threads", "1",
-                           "--only", "stream/rnn"], capture_output=True, text=True, timeout=120)
+    proc = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "fastrnn",
+            "bench",
+            "--tiny",
+            "--threads",
+            "1",
+            "--only",
+            "stream/rnn",
+        ],
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
     assert proc.returncode == 0, proc.stderr
     assert "# fastrnn bench (1 thread)" in proc.stdout
     assert "- FMA peak (" in proc.stdout and "GFLOP/s" in proc.stdout
     assert "| RNN | 16 |" in proc.stdout
-    assert "stream/rnn/H16" in proc.stderr          # the progress bar
+    assert "stream/rnn/H16" in proc.stderr  # the progress bar
 
 
 def test_fma_peak_is_a_rate():
@@ -171,9 +209,18 @@ def peak_under(isa):
     """(simd_level(), _core.fma_peak()) in a child Python with FASTRNN_ISA=isa
     (the level is chosen at import)."""
     env = dict(os.environ, FASTRNN_ISA=isa)
-    proc = subprocess.run([sys.executable, "-c", "import json, fastrnn as fr\n"
-                           "print(json.dumps([fr.simd_level(), fr._core.fma_peak(0.1)]))"],
-                          env=env, capture_output=True, text=True, timeout=120)
+    proc = subprocess.run(
+        [
+            sys.executable,
+            "-c",
+            "import json, fastrnn as fr\n"
+            "print(json.dumps([fr.simd_level(), fr._core.fma_peak(0.1)]))",
+        ],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
     assert proc.returncode == 0, proc.stderr
     return tuple(json.loads(proc.stdout))
 

@@ -12,13 +12,14 @@ at once. What they share must not change what they compute:
   results never depend on the number of OpenMP threads).
 Streams of one layer in parallel threads are tested in test_stream.py.
 """
+
 import threading
 
 import numpy as np
 import pytest
 
 import fastrnn as fr
-from helpers import KINDS, KIND_IDS
+from helpers import KIND_IDS, KINDS
 
 N_THREADS = 8
 
@@ -32,7 +33,7 @@ def run_threads(target, n):
         try:
             start.wait()
             target(k)
-        except BaseException as e:       # reported after join
+        except BaseException as e:  # reported after join
             errors.append(e)
 
     threads = [threading.Thread(target=wrap, args=(k,)) for k in range(n)]
@@ -57,8 +58,9 @@ def split_state_any(s):
 def assert_bitwise(got, want, what):
     for a, b in zip(got, want):
         assert a.dtype == b.dtype and a.shape == b.shape
-        assert np.array_equal(a, b), f"{what}: differs from the single-threaded result " \
-                                     f"(max diff {np.abs(a - b).max():.3g})"
+        assert np.array_equal(a, b), (
+            f"{what}: differs from the single-threaded result (max diff {np.abs(a - b).max():.3g})"
+        )
 
 
 @pytest.mark.parametrize("kind", KINDS, ids=KIND_IDS)
@@ -69,17 +71,19 @@ def test_threads_share_one_layer(kind):
     rng = np.random.default_rng(0)
     I, H, T, B = 12, 40, 20, 3
     xs = [rng.standard_normal((T, B, I)).astype(np.float32) for _ in range(N_THREADS)]
-    lengths = [np.array([T, rng.integers(0, T + 1), rng.integers(1, T + 1)])
-               for _ in range(N_THREADS)]
+    lengths = [
+        np.array([T, rng.integers(0, T + 1), rng.integers(1, T + 1)]) for _ in range(N_THREADS)
+    ]
     reference = kind.layer(I, H, num_layers=2, bidirectional=True, seed=3)
     want = [outputs(reference(x, lengths=n)) for x, n in zip(xs, lengths)]
     shared = kind.layer(I, H, num_layers=2, bidirectional=True, seed=3)
 
     def work(k):
         for i in range(40):
-            j = (k + i) % N_THREADS                  # every thread sees every input
-            assert_bitwise(outputs(shared(xs[j], lengths=lengths[j])), want[j],
-                           f"thread {k}, call {i}")
+            j = (k + i) % N_THREADS  # every thread sees every input
+            assert_bitwise(
+                outputs(shared(xs[j], lengths=lengths[j])), want[j], f"thread {k}, call {i}"
+            )
 
     run_threads(work, N_THREADS)
 
@@ -143,15 +147,20 @@ def test_training_beside_inference(kind):
                 assert np.array_equal(got[name], w), f"trained {name} differs"
         else:
             for i in range(150):
-                assert_bitwise(outputs(copies[k - 1](inputs[k - 1])), want[k - 1],
-                               f"inference thread {k}, call {i}")
+                assert_bitwise(
+                    outputs(copies[k - 1](inputs[k - 1])),
+                    want[k - 1],
+                    f"inference thread {k}, call {i}",
+                )
 
     run_threads(work, 4)
 
 
-@pytest.mark.parametrize("kind", [k for k in KINDS if k.name in ("lstm", "gru_original",
-                                                                   "rnn_tanh")],
-                         ids=["lstm", "gru_original", "rnn_tanh"])
+@pytest.mark.parametrize(
+    "kind",
+    [k for k in KINDS if k.name in ("lstm", "gru_original", "rnn_tanh")],
+    ids=["lstm", "gru_original", "rnn_tanh"],
+)
 def test_set_num_threads_inside_threads(kind):
     """Sizes that run the time loop on two OpenMP threads. Four Python
     threads call fr.set_num_threads(2), (1) and (None) between their calls
@@ -164,15 +173,16 @@ def test_set_num_threads_inside_threads(kind):
     try:
         want = [outputs(layer(x)) for x in xs]
         fr.set_num_threads(2)
-        assert all(np.array_equal(a, b) for x, w in zip(xs, want)
-                   for a, b in zip(outputs(layer(x)), w)), "2 threads differ from 1"
+        assert all(
+            np.array_equal(a, b) for x, w in zip(xs, want) for a, b in zip(outputs(layer(x)), w)
+        ), "2 threads differ from 1"
 
         def work(k):
             settings = [2, 1, None, 2]
             for i in range(30):
                 fr.set_num_threads(settings[(k + i) % 4])
                 assert_bitwise(outputs(layer(xs[k])), want[k], f"thread {k}, call {i}")
-                if i % 10 == 0:                       # and training, threaded too
+                if i % 10 == 0:  # and training, threaded too
                     y, _, cache = layer.forward(xs[k])
                     assert np.array_equal(y, want[k][0])
 

@@ -33,7 +33,7 @@ X_NAME = r"\bx\b"
 STATE_NAME = r"state|\bh0\b|\bc0\b|\bh_0\b|\bc_0\b|\bhx\b"
 LENGTHS_NAME = r"lengths"
 
-I, H, T, B, L = 4, 5, 6, 3, 2      # distinct sizes, so messages can be checked
+I, H, T, B, L = 4, 5, 6, 3, 2  # distinct sizes, so messages can be checked
 
 
 def make(kind, **kw):
@@ -55,9 +55,11 @@ def x_ok(dtype=np.float32):
 # x
 # --------------------------------------------------------------------------
 
+
 @pytest.mark.parametrize("kind", MODE_KINDS, ids=MODE_IDS)
-@pytest.mark.parametrize("shape", [(I,), (T, B, I, 1), (1, T, B, I), ()],
-                         ids=["1d", "4d", "4d_lead", "0d"])
+@pytest.mark.parametrize(
+    "shape", [(I,), (T, B, I, 1), (1, T, B, I), ()], ids=["1d", "4d", "4d_lead", "0d"]
+)
 def test_x_wrong_rank(kind, shape):
     with pytest.raises(ValueError, match=X_NAME):
         make(kind)(np.zeros(shape, np.float32))
@@ -67,23 +69,31 @@ def test_x_wrong_rank(kind, shape):
 @pytest.mark.parametrize("batch_first", [False, True])
 def test_x_wrong_feature_size(kind, batch_first):
     layer = make(kind, batch_first=batch_first)
-    for x in (np.zeros((T, B, 9), np.float32), np.zeros((T, 9), np.float32),
-              np.zeros((T, B, I - 1), np.float32)):
+    for x in (
+        np.zeros((T, B, 9), np.float32),
+        np.zeros((T, 9), np.float32),
+        np.zeros((T, B, I - 1), np.float32),
+    ):
         with pytest.raises(ValueError, match=X_NAME) as info:
             layer(x)
         msg = str(info.value)
         assert str(I) in msg and str(x.shape[-1]) in msg, (
-            f"message should give expected {I} and actual {x.shape[-1]}: {msg!r}")
+            f"message should give expected {I} and actual {x.shape[-1]}: {msg!r}"
+        )
 
 
 @pytest.mark.parametrize("kind", MODE_KINDS, ids=MODE_IDS)
-@pytest.mark.parametrize("value", [
-    np.full((T, B, I), "a"),
-    np.zeros((T, B, I), dtype=object),
-    np.zeros((T, B, I), dtype=np.complex64),
-    np.zeros((T, B, I), dtype=np.complex128),
-    np.zeros((T, B, I), dtype=bool),
-], ids=["str", "object", "complex64", "complex128", "bool"])
+@pytest.mark.parametrize(
+    "value",
+    [
+        np.full((T, B, I), "a"),
+        np.zeros((T, B, I), dtype=object),
+        np.zeros((T, B, I), dtype=np.complex64),
+        np.zeros((T, B, I), dtype=np.complex128),
+        np.zeros((T, B, I), dtype=bool),
+    ],
+    ids=["str", "object", "complex64", "complex128", "bool"],
+)
 def test_x_not_real_numeric(kind, value):
     with pytest.raises(TypeError, match=X_NAME):
         make(kind)(value)
@@ -100,12 +110,18 @@ def test_x_not_an_array(kind, value):
 # state
 # --------------------------------------------------------------------------
 
+
 def _state_variants(kind):
     """(label, state) pairs whose shape is wrong for a (L=2, bidirectional,
     B=3, H=5) layer and x of batch 3."""
     LD = 2 * L
-    shapes = {"batch": (LD, B + 1, H), "hidden": (LD, B, H + 2),
-              "layers": (LD - 1, B, H), "rank2": (LD, H), "rank4": (1, LD, B, H)}
+    shapes = {
+        "batch": (LD, B + 1, H),
+        "hidden": (LD, B, H + 2),
+        "layers": (LD - 1, B, H),
+        "rank2": (LD, H),
+        "rank4": (1, LD, B, H),
+    }
     out = []
     for label, shape in shapes.items():
         bad = np.zeros(shape, np.float32)
@@ -136,8 +152,8 @@ def test_state_wrong_shape(kind):
 @pytest.mark.parametrize("kind", MODE_KINDS, ids=MODE_IDS)
 def test_state_unbatched_wrong_shape(kind):
     layer = make(kind)
-    x = x_ok()[:, 0]                         # (T, I)
-    bad = np.zeros((2 * L, 1, H), np.float32)     # batched state for unbatched x
+    x = x_ok()[:, 0]  # (T, I)
+    bad = np.zeros((2 * L, 1, H), np.float32)  # batched state for unbatched x
     state = (bad, bad) if kind.mode == "lstm" else bad
     with pytest.raises(ValueError, match=STATE_NAME):
         layer(x, state)
@@ -153,8 +169,11 @@ def test_lstm_state_not_a_pair():
             layer(x, state)
 
 
-@pytest.mark.parametrize("kind", [k for k in MODE_KINDS if k.mode != "lstm"],
-                         ids=[k.name for k in MODE_KINDS if k.mode != "lstm"])
+@pytest.mark.parametrize(
+    "kind",
+    [k for k in MODE_KINDS if k.mode != "lstm"],
+    ids=[k.name for k in MODE_KINDS if k.mode != "lstm"],
+)
 def test_gru_rnn_state_given_as_pair(kind):
     h0 = np.zeros((2 * L, B, H), np.float32)
     with pytest.raises(BAD, match=STATE_NAME):
@@ -175,12 +194,33 @@ def test_state_not_real_numeric(kind, dtype):
 # lengths
 # --------------------------------------------------------------------------
 
+
 @pytest.mark.parametrize("kind", MODE_KINDS, ids=MODE_IDS)
-@pytest.mark.parametrize("lengths", [
-    [T + 1, 1, 1], [-1, 2, 3], [T, T, 10**12], [T, T, 2**32 + 1], [T, T, -2**32 + 1],
-    [T, T], [T, T, T, T], [[T, T, T]], np.full((B, 1), T),
-], ids=["too_long", "negative", "huge", "wraps_int32", "wraps_int32_neg",
-        "too_few", "too_many", "nested", "2d"])
+@pytest.mark.parametrize(
+    "lengths",
+    [
+        [T + 1, 1, 1],
+        [-1, 2, 3],
+        [T, T, 10**12],
+        [T, T, 2**32 + 1],
+        [T, T, -(2**32) + 1],
+        [T, T],
+        [T, T, T, T],
+        [[T, T, T]],
+        np.full((B, 1), T),
+    ],
+    ids=[
+        "too_long",
+        "negative",
+        "huge",
+        "wraps_int32",
+        "wraps_int32_neg",
+        "too_few",
+        "too_many",
+        "nested",
+        "2d",
+    ],
+)
 def test_lengths_bad_values(kind, lengths):
     with pytest.raises(ValueError, match=LENGTHS_NAME):
         make(kind)(x_ok(), lengths=lengths)
@@ -194,11 +234,31 @@ def test_lengths_empty(kind):
 
 
 @pytest.mark.parametrize("kind", MODE_KINDS, ids=MODE_IDS)
-@pytest.mark.parametrize("lengths", [
-    [3.0, 2.0, 1.0], np.array([3.0, 2.0, 1.0]), [2.5, 1, 1], ["3", "2", "1"],
-    np.array(["3", "2", "1"]), [None, 1, 1], "abc", 3.0, [1 + 0j, 1, 1],
-], ids=["float_list", "float_array", "fraction", "str_list", "str_array",
-        "none_item", "str", "scalar_float", "complex"])
+@pytest.mark.parametrize(
+    "lengths",
+    [
+        [3.0, 2.0, 1.0],
+        np.array([3.0, 2.0, 1.0]),
+        [2.5, 1, 1],
+        ["3", "2", "1"],
+        np.array(["3", "2", "1"]),
+        [None, 1, 1],
+        "abc",
+        3.0,
+        [1 + 0j, 1, 1],
+    ],
+    ids=[
+        "float_list",
+        "float_array",
+        "fraction",
+        "str_list",
+        "str_array",
+        "none_item",
+        "str",
+        "scalar_float",
+        "complex",
+    ],
+)
 def test_lengths_bad_types(kind, lengths):
     with pytest.raises(BAD, match=LENGTHS_NAME):
         make(kind)(x_ok(), lengths=lengths)
@@ -210,9 +270,9 @@ def test_lengths_batch_first_counts_rows(kind):
     layer = make(kind, batch_first=True)
     x = np.zeros((B, T, I), np.float32)
     with pytest.raises(ValueError, match=LENGTHS_NAME):
-        layer(x, lengths=[1] * T)              # T entries, not B
+        layer(x, lengths=[1] * T)  # T entries, not B
     with pytest.raises(ValueError, match=LENGTHS_NAME):
-        layer(x, lengths=[T + 1] * B)          # T is x.shape[1] here
+        layer(x, lengths=[T + 1] * B)  # T is x.shape[1] here
     y, _ = layer(x, lengths=[T] * B)
     assert y.shape == (B, T, 2 * H)
 
@@ -241,8 +301,9 @@ def test_bad_input_size(cls, input_size):
 
 
 @pytest.mark.parametrize("cls", ALL_CLASSES, ids=lambda c: c.__name__)
-@pytest.mark.parametrize("value", [2.5, "4", None, np.float64(3.0)],
-                         ids=["float", "str", "none", "np_float"])
+@pytest.mark.parametrize(
+    "value", [2.5, "4", None, np.float64(3.0)], ids=["float", "str", "none", "np_float"]
+)
 def test_non_integer_sizes(cls, value):
     with pytest.raises(BAD, match="hidden_size"):
         cls(4, value)
@@ -265,8 +326,11 @@ def test_bad_nonlinearity(cls, value):
 
 
 @pytest.mark.parametrize("cls", ALL_CLASSES, ids=lambda c: c.__name__)
-@pytest.mark.parametrize("dtype", [np.int32, np.complex64, np.float16, object, "foo"],
-                         ids=["int32", "complex64", "float16", "object", "foo"])
+@pytest.mark.parametrize(
+    "dtype",
+    [np.int32, np.complex64, np.float16, object, "foo"],
+    ids=["int32", "complex64", "float16", "object", "foo"],
+)
 def test_bad_dtype(cls, dtype):
     with pytest.raises(BAD, match="dtype"):
         cls(4, 5, dtype=dtype)
@@ -295,24 +359,28 @@ def test_peephole_and_linear_before_reset_only_where_they_belong():
 # cells
 # --------------------------------------------------------------------------
 
+
 @pytest.mark.parametrize("kind", MODE_KINDS, ids=MODE_IDS)
 def test_cell_bad_input(kind):
     cell = kind.cell(I, H, seed=0)
     with pytest.raises(ValueError, match=r"\bx(_t)?\b"):
-        cell(np.zeros((2, 3, I), np.float32))           # 3-D
+        cell(np.zeros((2, 3, I), np.float32))  # 3-D
     with pytest.raises(ValueError, match=r"\bx(_t)?\b"):
-        cell(np.zeros((2, I + 3), np.float32))          # feature size
+        cell(np.zeros((2, I + 3), np.float32))  # feature size
     with pytest.raises(ValueError, match=r"\bx(_t)?\b"):
-        cell(np.float32(1.0))                           # 0-D
+        cell(np.float32(1.0))  # 0-D
     with pytest.raises(TypeError, match=r"\bx(_t)?\b"):
         cell(np.zeros((2, I), np.complex64))
     with pytest.raises(TypeError, match=r"\bx(_t)?\b"):
         cell(np.full((2, I), "s"))
-    wrong = [np.zeros((3, H), np.float32), np.zeros((2, H + 1), np.float32),
-             np.zeros((H,), np.float32)]                # batch 2 expected
+    wrong = [
+        np.zeros((3, H), np.float32),
+        np.zeros((2, H + 1), np.float32),
+        np.zeros((H,), np.float32),
+    ]  # batch 2 expected
     for w in wrong:
         ok = np.zeros((2, H), np.float32)
-        for state in ([(w, ok), (ok, w)] if kind.mode == "lstm" else [w]):
+        for state in [(w, ok), (ok, w)] if kind.mode == "lstm" else [w]:
             with pytest.raises(ValueError, match=STATE_NAME + r"|\bh\b|\bc\b"):
                 cell(np.zeros((2, I), np.float32), state)
     if kind.mode == "lstm":
@@ -323,6 +391,7 @@ def test_cell_bad_input(kind):
 # --------------------------------------------------------------------------
 # state dicts
 # --------------------------------------------------------------------------
+
 
 def _bias_kind_layer(kind, **kw):
     return kind.layer(I, H, num_layers=2, bidirectional=True, seed=3, **kw)
@@ -371,10 +440,14 @@ def test_load_state_dict_wrong_shape_leaves_layer_unchanged(kind):
     x = x_ok()
     y_before, _ = layer(x)
     for name, value in before.items():
-        for bad_shape in (value.shape[:-1] + (value.shape[-1] + 1,), value.shape + (1,),
-                          value.shape[::-1] if value.ndim == 2 and value.shape[0] != value.shape[1]
-                          else (value.size + 2,)):
-            sd = {k: v * 0.5 for k, v in before.items()}     # all valid but this one
+        for bad_shape in (
+            value.shape[:-1] + (value.shape[-1] + 1,),
+            value.shape + (1,),
+            value.shape[::-1]
+            if value.ndim == 2 and value.shape[0] != value.shape[1]
+            else (value.size + 2,),
+        ):
+            sd = {k: v * 0.5 for k, v in before.items()}  # all valid but this one
             sd[name] = np.zeros(bad_shape, np.float32)
             with pytest.raises(ValueError, match=name) as info:
                 layer.load_state_dict(sd)
@@ -389,8 +462,13 @@ def test_load_state_dict_wrong_shape_leaves_layer_unchanged(kind):
 @pytest.mark.parametrize("kind", MODE_KINDS, ids=MODE_IDS)
 def test_load_state_dict_bad_values(kind):
     layer = _bias_kind_layer(kind)
-    for bad in (np.full((3,), "a"), np.zeros(3, dtype=object), "text", None,
-                np.zeros(layer.state_dict()["bias_hh_l1"].shape, np.complex128)):
+    for bad in (
+        np.full((3,), "a"),
+        np.zeros(3, dtype=object),
+        "text",
+        None,
+        np.zeros(layer.state_dict()["bias_hh_l1"].shape, np.complex128),
+    ):
         sd = layer.state_dict()
         sd["bias_hh_l1"] = bad
         with pytest.raises(BAD, match="bias_hh_l1"):
@@ -422,6 +500,7 @@ def test_cell_load_state_dict_errors(kind):
 # --------------------------------------------------------------------------
 # fr.load on bad files
 # --------------------------------------------------------------------------
+
 
 def _saved(tmp_path, kind=None):
     kind = kind or next(k for k in KINDS if k.name == "lstm_peephole")
@@ -479,7 +558,7 @@ def test_load_truncated(tmp_path, fraction):
     _, path = _saved(tmp_path)
     data = open(path, "rb").read()
     p = tmp_path / "cut.npz"
-    p.write_bytes(data[:int(len(data) * fraction)])
+    p.write_bytes(data[: int(len(data) * fraction)])
     with pytest.raises(ValueError):
         fr.load(str(p))
 
@@ -538,8 +617,11 @@ def test_load_object_array_refused(tmp_path):
         fr.load(out)
     assert not (tmp_path / "PWNED").exists()
     # also when the object array takes a weight's place
-    out2 = _rewrite(path, str(tmp_path / "evil2.npz"),
-                    replace={"weight_hh_l0": np.array([{"a": 1}], dtype=object)})
+    out2 = _rewrite(
+        path,
+        str(tmp_path / "evil2.npz"),
+        replace={"weight_hh_l0": np.array([{"a": 1}], dtype=object)},
+    )
     with pytest.raises(ValueError):
         fr.load(out2)
 
@@ -553,8 +635,9 @@ def test_load_missing_weight(tmp_path):
 
 def test_load_wrong_weight_shape(tmp_path):
     _, path = _saved(tmp_path)
-    out = _rewrite(path, str(tmp_path / "shape.npz"),
-                   replace={"weight_peep_l1": np.zeros(7, np.float32)})
+    out = _rewrite(
+        path, str(tmp_path / "shape.npz"), replace={"weight_peep_l1": np.zeros(7, np.float32)}
+    )
     with pytest.raises(ValueError, match="weight_peep_l1"):
         fr.load(out)
 
@@ -575,10 +658,17 @@ def test_load_garbage_config(tmp_path):
     layer, path = _saved(tmp_path)
     extra = _non_weight_entries(path, layer)
     assert extra, "no configuration stored beside the weights"
-    for i, replacement in enumerate([np.array("{not json"), np.array("null"), np.array("[]"),
-                                     np.arange(3), np.array(""), np.array('{"a": 1}')]):
-        out = _rewrite(path, str(tmp_path / f"cfg{i}.npz"),
-                       replace={k: replacement for k in extra})
+    for i, replacement in enumerate(
+        [
+            np.array("{not json"),
+            np.array("null"),
+            np.array("[]"),
+            np.arange(3),
+            np.array(""),
+            np.array('{"a": 1}'),
+        ]
+    ):
+        out = _rewrite(path, str(tmp_path / f"cfg{i}.npz"), replace={k: replacement for k in extra})
         with pytest.raises(ValueError):
             fr.load(out)
 
@@ -586,18 +676,24 @@ def test_load_garbage_config(tmp_path):
 def test_load_config_of_another_model(tmp_path):
     """Weights of one model with the configuration of another: refused."""
     lstm, lstm_path = _saved(tmp_path)
-    others = [fr.GRU(I, H, num_layers=2, bidirectional=True, seed=1),
-              fr.LSTM(I, H + 3, num_layers=2, bidirectional=True, peephole=True, seed=1),
-              fr.LSTM(I, H, num_layers=2, bidirectional=True, peephole=False, seed=1),
-              fr.LSTM(I, H, num_layers=1, bidirectional=True, peephole=True, seed=1),
-              fr.LSTMCell(I, H, peephole=True, seed=1)]
+    others = [
+        fr.GRU(I, H, num_layers=2, bidirectional=True, seed=1),
+        fr.LSTM(I, H + 3, num_layers=2, bidirectional=True, peephole=True, seed=1),
+        fr.LSTM(I, H, num_layers=2, bidirectional=True, peephole=False, seed=1),
+        fr.LSTM(I, H, num_layers=1, bidirectional=True, peephole=True, seed=1),
+        fr.LSTMCell(I, H, peephole=True, seed=1),
+    ]
     for i, other in enumerate(others):
         other_path = str(tmp_path / f"other{i}.npz")
         other.save(other_path)
         with np.load(other_path, allow_pickle=False) as z:
             config = {k: z[k] for k in _non_weight_entries(other_path, other)}
-        out = _rewrite(lstm_path, str(tmp_path / f"mixed{i}.npz"),
-                       drop=_non_weight_entries(lstm_path, lstm), add=config)
+        out = _rewrite(
+            lstm_path,
+            str(tmp_path / f"mixed{i}.npz"),
+            drop=_non_weight_entries(lstm_path, lstm),
+            add=config,
+        )
         with pytest.raises(ValueError):
             fr.load(out)
 
@@ -622,6 +718,7 @@ def _forge_json_config(path, layer, out, field, value):
     config[field] = value wherever `field` occurs. False if the file holds
     no JSON configuration (then there is nothing to forge this way)."""
     import json
+
     for key in _non_weight_entries(path, layer):
         with np.load(path, allow_pickle=False) as z:
             raw = z[key]
@@ -636,6 +733,7 @@ def _forge_json_config(path, layer, out, field, value):
             if isinstance(node, list):
                 return [forge(v) for v in node]
             return node
+
         _rewrite(path, out, replace={key: np.array(json.dumps(forge(meta)))})
         return True
     return False
@@ -649,15 +747,18 @@ def test_load_forged_huge_config(tmp_path, field):
     load fails this test instead of taking the machine down."""
     import subprocess
     import sys
+
     layer, path = _saved(tmp_path)
     out = str(tmp_path / "forged.npz")
     assert _forge_json_config(path, layer, out, field, 10**12), "no JSON configuration found"
-    proc = subprocess.run([sys.executable, "-c", _FORGED_LOAD, out], capture_output=True,
-                          text=True, timeout=120)
+    proc = subprocess.run(
+        [sys.executable, "-c", _FORGED_LOAD, out], capture_output=True, text=True, timeout=120
+    )
     result = [line for line in proc.stdout.splitlines() if line.startswith("RESULT")]
     assert result and result[0].startswith("RESULT ValueError"), (
         f"fr.load of a file whose config says {field}=10**12: "
-        f"{result or proc.stderr[-500:]} (exit code {proc.returncode})")
+        f"{result or proc.stderr[-500:]} (exit code {proc.returncode})"
+    )
 
 
 def test_load_file_object_or_bytes_io(tmp_path):
@@ -677,9 +778,17 @@ def test_load_file_object_or_bytes_io(tmp_path):
 # accepted input: layouts and dtypes
 # --------------------------------------------------------------------------
 
+
 def _expected(kind, layer, x, state=None, lengths=None, batch_first=False):
-    return layer_forward(kind.mode, layer.state_dict(), np.asarray(x, np.float64),
-                         state, lengths, batch_first=batch_first, **kind.ref_kwargs)
+    return layer_forward(
+        kind.mode,
+        layer.state_dict(),
+        np.asarray(x, np.float64),
+        state,
+        lengths,
+        batch_first=batch_first,
+        **kind.ref_kwargs,
+    )
 
 
 def _assert_same(kind, got, want, rel):
@@ -703,24 +812,29 @@ def test_non_contiguous_input(kind):
             "transposed": np.ascontiguousarray(big[:B, :T, :I]).transpose(1, 0, 2),
         }
         sbig = random_state(rng, kind.mode, (2 * L, 2 * B, 2 * H), dtype)
-        state = (tuple(s[:, ::2, ::2] for s in sbig) if kind.mode == "lstm"
-                 else sbig[:, ::2, ::2])
+        state = tuple(s[:, ::2, ::2] for s in sbig) if kind.mode == "lstm" else sbig[:, ::2, ::2]
         for label, x in views.items():
             assert x.shape == (T, B, I)
             want = _expected(kind, layer, x, state, [T, 2, 0])
             got = layer(x, state, lengths=np.array([T, 9, 2, 9, 0, 9])[::2])  # strided
             _assert_same(kind, got, want, 1e-5 if dtype == np.float32 else 1e-12)
-            got_c = layer(np.ascontiguousarray(x),
-                          tuple(np.ascontiguousarray(s) for s in state) if kind.mode == "lstm"
-                          else np.ascontiguousarray(state), lengths=[T, 2, 0])
+            got_c = layer(
+                np.ascontiguousarray(x),
+                tuple(np.ascontiguousarray(s) for s in state)
+                if kind.mode == "lstm"
+                else np.ascontiguousarray(state),
+                lengths=[T, 2, 0],
+            )
             np.testing.assert_array_equal(got[0], got_c[0], err_msg=label)
 
 
 @pytest.mark.parametrize("kind", KINDS, ids=[k.name for k in KINDS])
 @pytest.mark.parametrize("layer_dtype", [np.float32, np.float64], ids=["f32", "f64"])
-@pytest.mark.parametrize("x_dtype", [np.float16, np.float32, np.float64, np.int32,
-                                     np.int64, np.uint8, np.int8, ">f4", ">f8"],
-                         ids=["f16", "f32", "f64", "i32", "i64", "u8", "i8", "f32be", "f64be"])
+@pytest.mark.parametrize(
+    "x_dtype",
+    [np.float16, np.float32, np.float64, np.int32, np.int64, np.uint8, np.int8, ">f4", ">f8"],
+    ids=["f16", "f32", "f64", "i32", "i64", "u8", "i8", "f32be", "f64be"],
+)
 def test_other_real_dtypes_accepted(kind, layer_dtype, x_dtype):
     rng = np.random.default_rng(31)
     layer = make(kind, dtype=layer_dtype)
@@ -728,14 +842,17 @@ def test_other_real_dtypes_accepted(kind, layer_dtype, x_dtype):
         x = rng.integers(0, 3, (T, B, I)).astype(x_dtype)
     else:
         x = rng.standard_normal((T, B, I)).astype(x_dtype)
-    state = random_state(rng, kind.mode, (2 * L, B, H), np.float16)   # other dtype too
+    state = random_state(rng, kind.mode, (2 * L, B, H), np.float16)  # other dtype too
     y, s = layer(x, state)
     assert y.dtype == np.dtype(layer_dtype)
     for part in split_state(kind.mode, s):
         assert part.dtype == np.dtype(layer_dtype)
-    yc, sc = layer(x.astype(layer_dtype),
-                   tuple(p.astype(layer_dtype) for p in state) if kind.mode == "lstm"
-                   else state.astype(layer_dtype))
+    yc, sc = layer(
+        x.astype(layer_dtype),
+        tuple(p.astype(layer_dtype) for p in state)
+        if kind.mode == "lstm"
+        else state.astype(layer_dtype),
+    )
     np.testing.assert_array_equal(y, yc)
     for a, b in zip(split_state(kind.mode, s), split_state(kind.mode, sc)):
         np.testing.assert_array_equal(a, b)
@@ -759,12 +876,16 @@ def test_read_only_and_broadcast_input(kind):
     hb = np.broadcast_to(np.float32(0.25), (2 * L, B, H))
     sb = (hb, hb) if kind.mode == "lstm" else hb
     got = layer(xb, sb)
-    want = layer(np.ascontiguousarray(xb), tuple(np.ascontiguousarray(a) for a in sb)
-                 if kind.mode == "lstm" else np.ascontiguousarray(sb))
+    want = layer(
+        np.ascontiguousarray(xb),
+        tuple(np.ascontiguousarray(a) for a in sb)
+        if kind.mode == "lstm"
+        else np.ascontiguousarray(sb),
+    )
     _assert_same(kind, got, want, 0.0)
     # read-only and broadcast weights
     sd = layer.state_dict()
-    for k, v in sd.items():
+    for v in sd.values():
         v.flags.writeable = False
     sd["bias_hh_l1"] = np.broadcast_to(np.float32(0.1), sd["bias_hh_l1"].shape)
     layer.load_state_dict(sd)
@@ -787,7 +908,7 @@ def test_cell_other_dtypes_and_views(kind):
     rng = np.random.default_rng(33)
     cell = kind.cell(I, H, dtype=np.float32, seed=0)
     big = rng.standard_normal((6, 2 * I))
-    x = big[::2, ::2]                                   # float64, strided
+    x = big[::2, ::2]  # float64, strided
     out = cell(x)
     ref = cell(np.ascontiguousarray(x, np.float32))
     for a, b in zip(split_state(kind.mode, out), split_state(kind.mode, ref)):
@@ -804,11 +925,11 @@ def test_non_contiguous_weights(kind):
     for k, v in layer.state_dict().items():
         w = rng.uniform(-0.5, 0.5, v.shape)
         if w.ndim == 2:
-            sd[k] = np.ascontiguousarray(w.T).T            # Fortran-ordered view
+            sd[k] = np.ascontiguousarray(w.T).T  # Fortran-ordered view
         else:
             big = np.zeros(2 * w.size)
             big[::2] = w
-            sd[k] = big[::2]                               # strided view
+            sd[k] = big[::2]  # strided view
     layer.load_state_dict(sd)
     x = rng.standard_normal((T, B, I))
     _assert_same(kind, layer(x), _expected(kind, layer, x), 1e-12)
@@ -819,6 +940,7 @@ def test_non_contiguous_weights(kind):
 # --------------------------------------------------------------------------
 # NaN and inf
 # --------------------------------------------------------------------------
+
 
 @pytest.mark.parametrize("kind", KINDS, ids=[k.name for k in KINDS])
 @pytest.mark.parametrize("bad", [np.nan, np.inf], ids=["nan", "inf"])
@@ -838,7 +960,8 @@ def test_non_finite_input_propagates(kind, bad):
     nan_ref = np.isnan(ref_y)
     assert np.array_equal(np.isnan(y), nan_ref), (
         f"NaN pattern differs: fastrnn {np.argwhere(np.isnan(y)).tolist()} "
-        f"reference {np.argwhere(nan_ref).tolist()}")
+        f"reference {np.argwhere(nan_ref).tolist()}"
+    )
     np.testing.assert_allclose(y[~nan_ref], ref_y[~nan_ref], rtol=1e-10, atol=1e-12)
     if bad is np.nan:
         assert np.isnan(y[2, 0]).any()
@@ -857,6 +980,7 @@ def test_nan_weight_propagates(kind):
 # --------------------------------------------------------------------------
 # empty sequences and batches
 # --------------------------------------------------------------------------
+
 
 @pytest.mark.parametrize("kind", MODE_KINDS, ids=MODE_IDS)
 def test_empty_sequence(kind):
@@ -893,6 +1017,7 @@ def test_empty_batch(kind):
 # parameters as attributes
 # --------------------------------------------------------------------------
 
+
 @pytest.mark.parametrize("kind", KINDS, ids=[k.name for k in KINDS])
 def test_attribute_writes_never_leave_stale_weights(kind):
     """Writing into a parameter attribute either fails cleanly or takes
@@ -901,7 +1026,7 @@ def test_attribute_writes_never_leave_stale_weights(kind):
     rng = np.random.default_rng(36)
     layer = make(kind, dtype=np.float64)
     x = rng.standard_normal((T, B, I))
-    layer(x)                                   # derived data (packed weights) now exist
+    layer(x)  # derived data (packed weights) now exist
 
     def check():
         y, s = layer(x)
@@ -909,13 +1034,13 @@ def test_attribute_writes_never_leave_stale_weights(kind):
         _assert_same(kind, (y, s), want, 1e-12)
 
     try:
-        layer.weight_hh_l0[...] = 0.3          # in place
+        layer.weight_hh_l0[...] = 0.3  # in place
     except (ValueError, TypeError, AttributeError):
         pass
     check()
     new = rng.uniform(-0.5, 0.5, layer.state_dict()["weight_ih_l1_reverse"].shape)
     try:
-        layer.weight_ih_l1_reverse = new       # assignment
+        layer.weight_ih_l1_reverse = new  # assignment
     except (ValueError, TypeError, AttributeError):
         pass
     else:

@@ -15,6 +15,7 @@ extra / misshapen weights, garbage and forged configurations) with:
   .npy, configurations that are deeply nested or of the wrong JSON types, and
   a truncation sweep over every part of the file: all ValueError.
 """
+
 import io
 import json
 import os
@@ -52,6 +53,7 @@ def listing(folder):
 # atomic save
 # --------------------------------------------------------------------------
 
+
 def _partial_savez(f, **arrays):
     """np.savez that writes half an archive, then fails."""
     f.write(b"PK\x03\x04" + b"\0" * 1000)
@@ -72,13 +74,14 @@ def temp_kind(request, monkeypatch):
             if str(src).startswith("/proc/self/fd/"):
                 raise PermissionError(1, "Operation not permitted")
             return real_link(src, *args, **kw)
+
         monkeypatch.setattr(os, "link", refuse)
     return request.param
 
 
 def test_save_round_trip_every_way(tmp_path, temp_kind):
     path = str(tmp_path / "model.npz")
-    for seed in (0, 1):                        # a new file, then over an old one
+    for seed in (0, 1):  # a new file, then over an old one
         m = model(seed)
         m.save(path)
         assert same_weights(fr.load(path), m)
@@ -96,19 +99,25 @@ def test_failed_save_keeps_the_old_file(tmp_path, monkeypatch, where, temp_kind)
         monkeypatch.setattr(np, "savez", _partial_savez)
         error = OSError
     elif where == "fsync":
+
         def fsync(fd):
             raise OSError(5, "Input/output error")
+
         monkeypatch.setattr(os, "fsync", fsync)
         error = OSError
     elif where == "replace":
+
         def replace(src, dst):
             raise PermissionError(13, "Permission denied")
+
         monkeypatch.setattr(os, "replace", replace)
         error = PermissionError
     else:
+
         def interrupted(f, **arrays):
             f.write(b"PK\x03\x04partial")
             raise KeyboardInterrupt
+
         monkeypatch.setattr(np, "savez", interrupted)
         error = KeyboardInterrupt
     with pytest.raises(error):
@@ -163,8 +172,9 @@ def _kill_mid_save(tmp_path, sig):
     old = model(0)
     old.save(path)
     env = dict(os.environ, PYTHONPATH=ROOT + os.pathsep + os.environ.get("PYTHONPATH", ""))
-    proc = subprocess.Popen([sys.executable, "-c", _SAVE_LOOP, path], stdout=subprocess.PIPE,
-                            env=env, cwd=str(tmp_path))
+    proc = subprocess.Popen(
+        [sys.executable, "-c", _SAVE_LOOP, path], stdout=subprocess.PIPE, env=env, cwd=str(tmp_path)
+    )
     try:
         assert proc.stdout.readline().strip() == b"ready"
         deadline = time.monotonic() + 60
@@ -212,8 +222,11 @@ def test_saved_file_has_the_permissions_open_gives(tmp_path):
         model().save(str(tmp_path / "m.npz"))
         with open(tmp_path / "plain", "wb"):
             pass
-        assert (os.stat(tmp_path / "m.npz").st_mode & 0o777
-                == os.stat(tmp_path / "plain").st_mode & 0o777 == 0o644)
+        assert (
+            os.stat(tmp_path / "m.npz").st_mode & 0o777
+            == os.stat(tmp_path / "plain").st_mode & 0o777
+            == 0o644
+        )
         os.chmod(tmp_path / "m.npz", 0o640)
         model(1).save(str(tmp_path / "m.npz"))
         assert os.stat(tmp_path / "m.npz").st_mode & 0o777 == 0o640
@@ -224,6 +237,7 @@ def test_saved_file_has_the_permissions_open_gives(tmp_path):
 # --------------------------------------------------------------------------
 # loading never runs code
 # --------------------------------------------------------------------------
+
 
 class _Payload:
     def __init__(self, marker):
@@ -289,19 +303,23 @@ def test_pickle_payloads_never_run(tmp_path):
 # corrupt, forged, truncated and foreign files
 # --------------------------------------------------------------------------
 
+
 def _forge_shape(raw, shape):
     """An .npy member whose header claims `shape` over the same data."""
     n = int.from_bytes(raw[8:10], "little")
-    header = raw[10:10 + n].decode("latin1")
+    header = raw[10 : 10 + n].decode("latin1")
     start = header.index("'shape': (") + len("'shape': ")
     end = header.index(")", start) + 1
     new = (header[:start] + repr(tuple(shape)) + header[end:]).rstrip()
     assert len(new) < n, "the new header does not fit"
-    return raw[:10] + (new.ljust(n - 1) + "\n").encode("latin1") + raw[10 + n:]
+    return raw[:10] + (new.ljust(n - 1) + "\n").encode("latin1") + raw[10 + n :]
 
 
-@pytest.mark.parametrize("shape", [(10**12, 6), (2**62, 2**62), (40_000_000, 6), (-1, 6)],
-                         ids=["1e12", "overflow", "960MB", "negative"])
+@pytest.mark.parametrize(
+    "shape",
+    [(10**12, 6), (2**62, 2**62), (40_000_000, 6), (-1, 6)],
+    ids=["1e12", "overflow", "960MB", "negative"],
+)
 def test_forged_header_is_refused_before_allocating(tmp_path, shape):
     """A weight whose .npy header claims far more data than the file holds:
     ValueError, without numpy first trying to allocate what it claims
@@ -314,6 +332,7 @@ def test_forged_header_is_refused_before_allocating(tmp_path, shape):
     p = str(tmp_path / "forged.npz")
     _write_zip(p, members)
     import tracemalloc
+
     tracemalloc.start()
     try:
         with pytest.raises(ValueError):
@@ -346,21 +365,33 @@ def test_members_that_are_not_arrays(tmp_path):
             fr.load(p)
 
 
-@pytest.mark.parametrize("meta", [
-    '{"format": "fastrnn", "version": 1, "type": ["LSTM"], "config": {}}',
-    '{"format": "fastrnn", "version": 1, "type": {"a": 1}, "config": {}}',
-    '{"format": "fastrnn", "version": 1, "type": "LSTM", "config": [1, 2]}',
-    '{"format": "fastrnn", "version": [1], "type": "LSTM", "config": {}}',
-    '{"format": "fastrnn", "version": 1, "type": "LSTM", "config": {"input_size": 3, '
-    '"hidden_size": 6, "num_layers": 2, "bidirectional": true, "peephole": true, '
-    '"x": ' + "[" * 100_000 + "]" * 100_000 + '}}',
-    '{"format": "fastrnn", "version": 1, "type": "Module", "config": {}}',
-    '{"format": "fastrnn", "version": 1, "type": "LSTM", "config": {"input_size": 3, '
-    '"hidden_size": 6, "num_layers": 2, "bidirectional": true, "peephole": true, '
-    '"dtype": "float16"}}',
-    '"fastrnn"',
-], ids=["type_list", "type_dict", "config_list", "version_list", "deep", "base_class",
-        "float16", "string"])
+@pytest.mark.parametrize(
+    "meta",
+    [
+        '{"format": "fastrnn", "version": 1, "type": ["LSTM"], "config": {}}',
+        '{"format": "fastrnn", "version": 1, "type": {"a": 1}, "config": {}}',
+        '{"format": "fastrnn", "version": 1, "type": "LSTM", "config": [1, 2]}',
+        '{"format": "fastrnn", "version": [1], "type": "LSTM", "config": {}}',
+        '{"format": "fastrnn", "version": 1, "type": "LSTM", "config": {"input_size": 3, '
+        '"hidden_size": 6, "num_layers": 2, "bidirectional": true, "peephole": true, '
+        '"x": ' + "[" * 100_000 + "]" * 100_000 + "}}",
+        '{"format": "fastrnn", "version": 1, "type": "Module", "config": {}}',
+        '{"format": "fastrnn", "version": 1, "type": "LSTM", "config": {"input_size": 3, '
+        '"hidden_size": 6, "num_layers": 2, "bidirectional": true, "peephole": true, '
+        '"dtype": "float16"}}',
+        '"fastrnn"',
+    ],
+    ids=[
+        "type_list",
+        "type_dict",
+        "config_list",
+        "version_list",
+        "deep",
+        "base_class",
+        "float16",
+        "string",
+    ],
+)
 def test_configurations_of_the_wrong_shape(tmp_path, meta):
     src = str(tmp_path / "m.npz")
     model().save(src)
@@ -432,21 +463,22 @@ def test_tampered_zip_fields(tmp_path):
     bzip2, lzma, unknown ones) or encryption: ValueError (before the fix:
     NotImplementedError, RuntimeError escaped)."""
     import struct
+
     src = str(tmp_path / "m.npz")
     model().save(src)
     data = open(src, "rb").read()
-    central = [i for i in range(len(data)) if data[i:i + 4] == b"PK\x01\x02"]
+    central = [i for i in range(len(data)) if data[i : i + 4] == b"PK\x01\x02"]
     assert central
     p = tmp_path / "tampered.npz"
     for off in central:
         for method in (1, 6, 8, 9, 12, 14, 93, 99, 0xFFFF):
             bad = bytearray(data)
-            bad[off + 10:off + 12] = struct.pack("<H", method)
+            bad[off + 10 : off + 12] = struct.pack("<H", method)
             p.write_bytes(bytes(bad))
             with pytest.raises(ValueError):
                 fr.load(str(p))
         bad = bytearray(data)
-        bad[off + 8] |= 1                                    # "encrypted"
+        bad[off + 8] |= 1  # "encrypted"
         p.write_bytes(bytes(bad))
         with pytest.raises(ValueError):
             fr.load(str(p))

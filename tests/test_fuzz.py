@@ -17,8 +17,10 @@ the call is valid:
 Examples are bounded (the derandomized "ci" profile of conftest.py), so the
 file runs in well under a minute.
 """
+
 import numpy as np
-from hypothesis import HealthCheck, event, given, settings, strategies as st
+from hypothesis import HealthCheck, event, given, settings
+from hypothesis import strategies as st
 
 import fastrnn as fr
 from helpers import KINDS, assert_close, split_state
@@ -29,15 +31,26 @@ FLOATS = (np.float32, np.float64)
 SETTINGS = dict(suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large])
 
 # what an x or a state may be handed as: (dtype, valid)
-X_DTYPES = [("float64", True), ("float32", True), ("float16", True), (">f4", True),
-            ("int8", True), ("int64", True), ("uint8", True),
-            ("bool", False), ("complex64", False), ("object", False), ("str", False)]
+X_DTYPES = [
+    ("float64", True),
+    ("float32", True),
+    ("float16", True),
+    (">f4", True),
+    ("int8", True),
+    ("int64", True),
+    ("uint8", True),
+    ("bool", False),
+    ("complex64", False),
+    ("object", False),
+    ("str", False),
+]
 LAYOUTS = ["C", "F", "strided", "negative", "readonly", "list"]
 
 
 # --------------------------------------------------------------------------
 # making the arrays a user might hand in
 # --------------------------------------------------------------------------
+
 
 def values(rng, shape, dtype):
     """Numbers of `shape` as a user hands them in `dtype` (float64 for object
@@ -55,10 +68,10 @@ def variant(a, dtype, layout):
     if dtype == "str":
         return a.astype(str)
     if dtype == "object":
-        return a.astype(object)         # Python numbers in an object array
+        return a.astype(object)  # Python numbers in an object array
     a = a.astype(dtype)
     if layout == "F":
-        return np.asarray(a, order="F")     # (asfortranarray makes 0-d 1-D)
+        return np.asarray(a, order="F")  # (asfortranarray makes 0-d 1-D)
     if layout == "strided":
         big = np.zeros(tuple(2 * n + 1 for n in a.shape), a.dtype)
         view = big[tuple(slice(1, 1 + 2 * n, 2) for n in a.shape) + (...,)]  # 0-d: an array
@@ -117,16 +130,32 @@ SIZES_H = st.one_of(st.integers(1, 5), st.sampled_from([31, 33]))
 
 # one thing wrong with a call, or nothing (about half the time; training
 # calls are mostly valid, as their gradients are the point)
-FAULTS = ["xdtype", "features", "rank1", "rank4", "too_long", "negative", "count", "float",
-          "bool", "state_shape", "state_pair", "state_complex"]
+FAULTS = [
+    "xdtype",
+    "features",
+    "rank1",
+    "rank4",
+    "too_long",
+    "negative",
+    "count",
+    "float",
+    "bool",
+    "state_shape",
+    "state_pair",
+    "state_complex",
+]
 
 
 @st.composite
 def layer_cases(draw, training=False):
     kind = draw(st.sampled_from(KINDS))
     dtype = draw(st.sampled_from(FLOATS))
-    cfg = dict(num_layers=draw(st.integers(1, 2)), bidirectional=draw(st.booleans()),
-               bias=draw(st.booleans()), batch_first=draw(st.booleans()))
+    cfg = dict(
+        num_layers=draw(st.integers(1, 2)),
+        bidirectional=draw(st.booleans()),
+        bias=draw(st.booleans()),
+        batch_first=draw(st.booleans()),
+    )
     I, H = draw(st.integers(1, 4)), draw(SIZES_H)
     T, B = draw(st.integers(0, 6)), draw(st.integers(0, 3))
     unbatched = draw(st.integers(0, 4)) == 0
@@ -134,19 +163,55 @@ def layer_cases(draw, training=False):
     xdtype, xvalid = draw(st.sampled_from([d for d in X_DTYPES if d[1] != (fault == "xdtype")]))
     layout = draw(st.sampled_from(LAYOUTS))
     xshape_err = fault if fault in ("features", "rank1", "rank4") else None
-    lengths_mode = fault if fault in ("too_long", "negative", "count", "float", "bool") else \
-        draw(st.sampled_from(["none", "none", "list", "int32", "uint8", "int64"]))
-    state_mode = fault[6:] if fault and fault.startswith("state_") else \
-        draw(st.sampled_from(["none", "ok", "f16"]))
+    lengths_mode = (
+        fault
+        if fault in ("too_long", "negative", "count", "float", "bool")
+        else draw(st.sampled_from(["none", "none", "list", "int32", "uint8", "int64"]))
+    )
+    state_mode = (
+        fault[6:]
+        if fault and fault.startswith("state_")
+        else draw(st.sampled_from(["none", "ok", "f16"]))
+    )
     seed = draw(st.integers(0, 2**32 - 1))
-    return kind, dtype, cfg, I, H, T, B, unbatched, xdtype, xvalid, layout, xshape_err, \
-        lengths_mode, state_mode, seed
+    return (
+        kind,
+        dtype,
+        cfg,
+        I,
+        H,
+        T,
+        B,
+        unbatched,
+        xdtype,
+        xvalid,
+        layout,
+        xshape_err,
+        lengths_mode,
+        state_mode,
+        seed,
+    )
 
 
 def build_layer_call(case):
     """(layer, x, state, lengths, valid, the reference's x, state and lengths)."""
-    (kind, dtype, cfg, I, H, T, B, unbatched, xdtype, xvalid, layout, xshape_err,
-     lengths_mode, state_mode, seed) = case
+    (
+        kind,
+        dtype,
+        cfg,
+        I,
+        H,
+        T,
+        B,
+        unbatched,
+        xdtype,
+        xvalid,
+        layout,
+        xshape_err,
+        lengths_mode,
+        state_mode,
+        seed,
+    ) = case
     rng = np.random.default_rng(seed)
     layer = kind.layer(I, H, dtype=dtype, seed=seed % 1000, **cfg)
     valid = xvalid
@@ -165,7 +230,7 @@ def build_layer_call(case):
     raw = values(rng, shape, xdtype)
     x = variant(raw, xdtype, layout)
     if layout == "list" and 0 in shape and valid:
-        valid = None            # nested lists lose empty dimensions: [] is 1-D
+        valid = None  # nested lists lose empty dimensions: [] is 1-D
 
     lengths = ref_lengths = None
     if lengths_mode != "none":
@@ -175,7 +240,7 @@ def build_layer_call(case):
             "int32": (good.astype(np.int32), True),
             "uint8": (good.astype(np.uint8), True),
             "int64": (good.astype(np.int64), True),
-            "too_long": (good + T + 1, B == 0),       # B = 0: an empty array is fine
+            "too_long": (good + T + 1, B == 0),  # B = 0: an empty array is fine
             "negative": (good - T - 1, B == 0),
             "count": (np.append(good, 0), False),
             # an empty float array is an empty list: B = 0 may take it
@@ -196,13 +261,17 @@ def build_layer_call(case):
         ref_state = (h, c) if lstm else h
         if state_mode == "ok":
             lay = layout if layout != "list" else "F"
-            state = (variant(h, "float64", lay), variant(c, "float32", "C")) if lstm \
+            state = (
+                (variant(h, "float64", lay), variant(c, "float32", "C"))
+                if lstm
                 else variant(h, "float32", lay)
+            )
             ref_state = (h, as_used(c, np.float32)) if lstm else as_used(h, np.float32)
         elif state_mode == "f16":
             state = (h.astype(np.float16), c.astype(np.float16)) if lstm else h.astype(np.float16)
-            ref_state = tuple(as_used(a, np.float16) for a in (h, c)) if lstm \
-                else as_used(h, np.float16)
+            ref_state = (
+                tuple(as_used(a, np.float16) for a in (h, c)) if lstm else as_used(h, np.float16)
+            )
         elif state_mode == "shape":
             bad = np.zeros(sshape[:-1] + (H + 1,))
             state, valid = ((bad, c) if lstm else bad), False
@@ -211,16 +280,18 @@ def build_layer_call(case):
         elif state_mode == "complex":
             state, valid = ((h.astype(complex), c) if lstm else h.astype(complex)), False
         if ref_state is not None:
-            ref_state = (tuple(as_used(a, dtype) for a in ref_state) if lstm
-                         else as_used(ref_state, dtype))
+            ref_state = (
+                tuple(as_used(a, dtype) for a in ref_state) if lstm else as_used(ref_state, dtype)
+            )
     ref_x = as_used(raw, dtype) if valid is not False else None
     return layer, x, state, lengths, valid, ref_x, ref_state, ref_lengths
 
 
 def reference(layer, kind, x, state, lengths, params=None):
     params = layer.state_dict() if params is None else params
-    return layer_forward(kind.mode, params, x, state, lengths, batch_first=layer.batch_first,
-                         **kind.ref_kwargs)
+    return layer_forward(
+        kind.mode, params, x, state, lengths, batch_first=layer.batch_first, **kind.ref_kwargs
+    )
 
 
 def check_outputs(kind, dtype, got, want):
@@ -287,7 +358,7 @@ def test_layer_training(case, with_dstate, input_grad):
         assert g.shape == p.shape and g.dtype == dtype
     grads = {k: g.copy() for k, g in layer.grads.items()}
 
-    if dtype == np.float32:        # against the same layer in float64
+    if dtype == np.float32:  # against the same layer in float64
         twin = type(layer)(**{**layer.config(), "dtype": "float64"})
         twin.load_state_dict(layer.state_dict())
         _, _, c64 = twin.forward(ref_x, ref_state, lengths=ref_lengths)
@@ -312,12 +383,15 @@ def test_layer_training(case, with_dstate, input_grad):
     if kind.nonlinearity == "relu" and (not layer.bias or np.dtype(case[8]).kind != "f"):
         return
     params = layer.state_dict()
-    vx = rng.standard_normal(np.shape(ref_x)) * input_grad    # without dx: x stays put
+    vx = rng.standard_normal(np.shape(ref_x)) * input_grad  # without dx: x stays put
     vw = {k: rng.standard_normal(p.shape) for k, p in params.items()}
     sshape = parts[0].shape
     vs = [rng.standard_normal(sshape) for _ in parts]
-    base_state = ref_state if ref_state is not None else (
-        (np.zeros(sshape), np.zeros(sshape)) if kind.mode == "lstm" else np.zeros(sshape))
+    base_state = (
+        ref_state
+        if ref_state is not None
+        else ((np.zeros(sshape), np.zeros(sshape)) if kind.mode == "lstm" else np.zeros(sshape))
+    )
     dsl = [np.zeros(sshape)] * len(parts) if dstate is None else split_state(kind.mode, dstate)
 
     def loss(eps):
@@ -344,21 +418,42 @@ def test_layer_training(case, with_dstate, input_grad):
 # cells
 # --------------------------------------------------------------------------
 
+
 @st.composite
 def cell_cases(draw):
-    return (draw(st.sampled_from(KINDS)), draw(st.sampled_from(FLOATS)),
-            draw(st.booleans()), draw(st.integers(1, 4)), draw(SIZES_H),
-            draw(st.integers(0, 3)), draw(st.booleans()), draw(st.sampled_from(X_DTYPES)),
-            draw(st.sampled_from(LAYOUTS)), draw(st.sampled_from(["none", "ok", "shape",
-                                                                   "pair", "bool"])),
-            draw(st.booleans()), draw(st.integers(0, 2**32 - 1)))
+    return (
+        draw(st.sampled_from(KINDS)),
+        draw(st.sampled_from(FLOATS)),
+        draw(st.booleans()),
+        draw(st.integers(1, 4)),
+        draw(SIZES_H),
+        draw(st.integers(0, 3)),
+        draw(st.booleans()),
+        draw(st.sampled_from(X_DTYPES)),
+        draw(st.sampled_from(LAYOUTS)),
+        draw(st.sampled_from(["none", "ok", "shape", "pair", "bool"])),
+        draw(st.booleans()),
+        draw(st.integers(0, 2**32 - 1)),
+    )
 
 
 @settings(max_examples=400, **SETTINGS)
 @given(cell_cases())
 def test_cell_call_and_training(case):
-    kind, dtype, bias, I, H, B, unbatched, (xdtype, valid), layout, state_mode, \
-        bad_features, seed = case
+    (
+        kind,
+        dtype,
+        bias,
+        I,
+        H,
+        B,
+        unbatched,
+        (xdtype, valid),
+        layout,
+        state_mode,
+        bad_features,
+        seed,
+    ) = case
     dtype = np.dtype(dtype)
     rng = np.random.default_rng(seed)
     cell = kind.cell(I, H, bias=bias, dtype=dtype, seed=seed % 1000)
@@ -369,7 +464,7 @@ def test_cell_call_and_training(case):
     raw = values(rng, shape, xdtype)
     x = variant(raw, xdtype, layout)
     if layout == "list" and 0 in shape and valid:
-        valid = None            # [] is 1-D: nested lists lose empty dimensions
+        valid = None  # [] is 1-D: nested lists lose empty dimensions
     sshape = (H,) if unbatched else (B, H)
     state = ref_state = None
     if state_mode != "none":
@@ -390,8 +485,9 @@ def test_cell_call_and_training(case):
         return
     params = cell.state_dict()
     want = cell_forward(kind.mode, params, as_used(raw, dtype), ref_state, **kind.ref_kwargs)
-    for a, b, p in zip(split_state(kind.mode, out), split_state(kind.mode, want),
-                       split_state(kind.mode, fwd[0])):
+    for a, b, p in zip(
+        split_state(kind.mode, out), split_state(kind.mode, want), split_state(kind.mode, fwd[0])
+    ):
         assert a.dtype == dtype
         assert_close(a, b, dtype, "cell")
         np.testing.assert_array_equal(a, p)
@@ -402,20 +498,29 @@ def test_cell_call_and_training(case):
     call(cell.backward, fwd[0] if not lstm else fwd[0][0], object(), valid=False)
     dx, d0 = cell.backward(tuple(ds) if lstm else ds[0], fwd[1])
     assert np.shape(dx) == np.shape(raw) and dx.dtype == dtype
-    if dtype != np.float64 or (kind.nonlinearity == "relu" and not (bias and xdtype in (
-            "float64", "float32", "float16", ">f4"))):
-        return                  # float32, or relu's kink (see test_layer_training)
+    if dtype != np.float64 or (
+        kind.nonlinearity == "relu"
+        and not (bias and xdtype in ("float64", "float32", "float16", ">f4"))
+    ):
+        return  # float32, or relu's kink (see test_layer_training)
     vx = rng.standard_normal(np.shape(raw))
     vw = {k: rng.standard_normal(p.shape) for k, p in params.items()}
-    base = split_state(kind.mode, ref_state) if ref_state is not None else \
-        [np.zeros(sshape)] * len(parts)
+    base = (
+        split_state(kind.mode, ref_state)
+        if ref_state is not None
+        else [np.zeros(sshape)] * len(parts)
+    )
     vs = [rng.standard_normal(sshape) for _ in parts]
 
     def loss(eps):
         s_ = [a + eps * v for a, v in zip(base, vs)]
-        out_ = cell_forward(kind.mode, {k: params[k] + eps * vw[k] for k in params},
-                            as_used(raw, dtype) + eps * vx, tuple(s_) if lstm else s_[0],
-                            **kind.ref_kwargs)
+        out_ = cell_forward(
+            kind.mode,
+            {k: params[k] + eps * vw[k] for k in params},
+            as_used(raw, dtype) + eps * vx,
+            tuple(s_) if lstm else s_[0],
+            **kind.ref_kwargs,
+        )
         return sum(_dot(a, d) for a, d in zip(split_state(kind.mode, out_), ds))
 
     eps = 1e-6
@@ -429,10 +534,21 @@ def test_cell_call_and_training(case):
 # streams
 # --------------------------------------------------------------------------
 
+
 @settings(max_examples=200, **SETTINGS)
-@given(st.sampled_from(KINDS), st.sampled_from(FLOATS), st.integers(1, 2), st.integers(1, 4),
-       SIZES_H, st.integers(1, 3), st.integers(0, 5), st.sampled_from(X_DTYPES),
-       st.sampled_from(LAYOUTS), st.booleans(), st.integers(0, 2**32 - 1))
+@given(
+    st.sampled_from(KINDS),
+    st.sampled_from(FLOATS),
+    st.integers(1, 2),
+    st.integers(1, 4),
+    SIZES_H,
+    st.integers(1, 3),
+    st.integers(0, 5),
+    st.sampled_from(X_DTYPES),
+    st.sampled_from(LAYOUTS),
+    st.booleans(),
+    st.integers(0, 2**32 - 1),
+)
 def test_stream(kind, dtype, L, I, H, B, T, xdt, layout, with_state, seed):
     """step after step (and run) gives the reference over the whole
     sequence; bad frames, out= buffers, states and rows are clean errors."""
@@ -456,8 +572,9 @@ def test_stream(kind, dtype, L, I, H, B, T, xdt, layout, with_state, seed):
     want = None
     event(f"valid={valid}, T={T}")
     if valid:
-        want, _ = layer_forward(kind.mode, layer.state_dict(), as_used(raw, dtype), ref_state,
-                                **kind.ref_kwargs)
+        want, _ = layer_forward(
+            kind.mode, layer.state_dict(), as_used(raw, dtype), ref_state, **kind.ref_kwargs
+        )
     start = s.state
     for t in range(T):
         frame = raw[t, 0] if B == 1 and t % 2 else raw[t]
@@ -473,7 +590,7 @@ def test_stream(kind, dtype, L, I, H, B, T, xdt, layout, with_state, seed):
     call(s.step, np.zeros((B, I), complex), valid=False)
     call(s.step, np.zeros((B, I)), out=np.zeros((B, H), np.float16), valid=False)
     call(s.step, np.zeros((B, I)), out=np.zeros((B, H + 1), dtype), valid=False)
-    if B * H > 1:               # (a one-element view is contiguous whatever its strides)
+    if B * H > 1:  # (a one-element view is contiguous whatever its strides)
         call(s.step, np.zeros((B, I)), out=np.zeros((B, H, 2), dtype)[..., 0], valid=False)
     call(s.run, np.zeros((T, B, I + 1)), valid=False)
     for a, b in zip(split_state(kind.mode, before), split_state(kind.mode, s.state)):
@@ -499,16 +616,23 @@ def test_stream(kind, dtype, L, I, H, B, T, xdt, layout, with_state, seed):
 # constructors and options
 # --------------------------------------------------------------------------
 
-SIZES = st.one_of(st.integers(-2, 4), st.sampled_from([2.0, 2.5, "3", None, True, np.int64(3),
-                                                       np.uint8(2), [3]]))
+SIZES = st.one_of(
+    st.integers(-2, 4), st.sampled_from([2.0, 2.5, "3", None, True, np.int64(3), np.uint8(2), [3]])
+)
 
 
 @settings(max_examples=200, **SETTINGS)
-@given(st.sampled_from(["RNN", "LSTM", "GRU", "RNNCell", "LSTMCell", "GRUCell"]), SIZES, SIZES,
-       SIZES, st.sampled_from(["float32", np.float64, "f8", ">f4", "float16", int, complex,
-                               None, "nonsense", object]),
-       st.sampled_from([0.0, 0.5, 1.0, -0.1, 1.5, float("nan"), "0.1", None, True]),
-       st.sampled_from(["tanh", "relu", "sigmoid", None, 1]))
+@given(
+    st.sampled_from(["RNN", "LSTM", "GRU", "RNNCell", "LSTMCell", "GRUCell"]),
+    SIZES,
+    SIZES,
+    SIZES,
+    st.sampled_from(
+        ["float32", np.float64, "f8", ">f4", "float16", int, complex, None, "nonsense", object]
+    ),
+    st.sampled_from([0.0, 0.5, 1.0, -0.1, 1.5, float("nan"), "0.1", None, True]),
+    st.sampled_from(["tanh", "relu", "sigmoid", None, 1]),
+)
 def test_constructors(name, input_size, hidden_size, num_layers, dtype, dropout, nonlin):
     cls = getattr(fr, name)
     kw = dict(dtype=dtype)
@@ -534,6 +658,7 @@ class _quiet:
 
     def __enter__(self):
         import warnings
+
         self._w = warnings.catch_warnings()
         self._w.__enter__()
         warnings.simplefilter("ignore")
@@ -543,9 +668,25 @@ class _quiet:
 
 
 @settings(max_examples=120, **SETTINGS)
-@given(st.sampled_from(KINDS), st.integers(0, 2**32 - 1),
-       st.sampled_from(["transposed", "strided", "f16", "int", "list", "wrong_shape",
-                        "complex", "bool", "object", "unknown", "missing"]))
+@given(
+    st.sampled_from(KINDS),
+    st.integers(0, 2**32 - 1),
+    st.sampled_from(
+        [
+            "transposed",
+            "strided",
+            "f16",
+            "int",
+            "list",
+            "wrong_shape",
+            "complex",
+            "bool",
+            "object",
+            "unknown",
+            "missing",
+        ]
+    ),
+)
 def test_load_state_dict(kind, seed, how):
     """load_state_dict takes any real array of the right shape, refuses the
     rest with a clean error and then leaves the layer unchanged."""

@@ -19,13 +19,15 @@ cells and streams, and otherwise the same call's with the argument given in
 its canonical form. An invalid one raises ValueError or TypeError with a
 message and changes nothing. No other outcome.
 """
+
 import numpy as np
-from hypothesis import event, given, settings, strategies as st
+from hypothesis import event, given, settings
+from hypothesis import strategies as st
+from test_fuzz import LAYOUTS, SETTINGS, X_DTYPES, as_used, call, values, variant
 
 import fastrnn as fr
 from helpers import ALLCLOSE, KINDS, split_state
 from reference import cell_forward, layer_forward
-from test_fuzz import LAYOUTS, SETTINGS, X_DTYPES, as_used, call, values, variant
 
 FLOATS = (np.float32, np.float64)
 
@@ -33,6 +35,7 @@ FLOATS = (np.float32, np.float64)
 # --------------------------------------------------------------------------
 # drawing one array argument
 # --------------------------------------------------------------------------
+
 
 @st.composite
 def shapes_near(draw, expected):
@@ -58,8 +61,11 @@ def arrays_near(draw, expected, dtypes=X_DTYPES, layouts=LAYOUTS, ints=None):
     dtype, dtype_ok = draw(st.sampled_from(dtypes))
     layout = draw(st.sampled_from(layouts))
     rng = np.random.default_rng(draw(st.integers(0, 2**32 - 1)))
-    raw = rng.integers(0, ints + 1, shape).astype(dtype) if ints is not None \
+    raw = (
+        rng.integers(0, ints + 1, shape).astype(dtype)
+        if ints is not None
         else values(rng, shape, dtype)
+    )
     return variant(raw, dtype, layout), raw, dtype_ok
 
 
@@ -67,8 +73,9 @@ def assert_close(actual, expected, dtype, what):
     """Elementwise, to the suite's tolerances (not relative to the largest
     value: with H = 1 one output may be a difference of larger terms)."""
     assert np.shape(actual) == np.shape(expected), what
-    np.testing.assert_allclose(np.asarray(actual, np.float64), expected, err_msg=what,
-                               **ALLCLOSE[np.dtype(dtype)])
+    np.testing.assert_allclose(
+        np.asarray(actual, np.float64), expected, err_msg=what, **ALLCLOSE[np.dtype(dtype)]
+    )
 
 
 def seen_shape(a):
@@ -106,8 +113,14 @@ def state_with(lstm, first, new, h=None, c=None):
 def buffer_ok(a, dtype, shapes, writeable=True):
     """An array used in place: exactly `dtype`, one of `shapes`, C-contiguous
     (and writeable)."""
-    return (isinstance(a, np.ndarray) and a.dtype == dtype and a.shape in shapes
-            and a.flags.c_contiguous and a.flags.aligned and (a.flags.writeable or not writeable))
+    return (
+        isinstance(a, np.ndarray)
+        and a.dtype == dtype
+        and a.shape in shapes
+        and a.flags.c_contiguous
+        and a.flags.aligned
+        and (a.flags.writeable or not writeable)
+    )
 
 
 # --------------------------------------------------------------------------
@@ -126,8 +139,7 @@ def small_layers(draw):
     kw = dict(bidirectional=draw(st.booleans()))
     if kind.name == "lstm" and H > 1 and draw(st.booleans()):
         kw["proj_size"] = draw(st.integers(1, H - 1))
-    layer = kind.layer(draw(st.integers(1, 2)), H, dtype=dtype, seed=draw(st.integers(0, 99)),
-                       **kw)
+    layer = kind.layer(draw(st.integers(1, 2)), H, dtype=dtype, seed=draw(st.integers(0, 99)), **kw)
     return kind, np.dtype(dtype), layer
 
 
@@ -142,15 +154,14 @@ def ref_forward(kind, layer, x, state=None, lengths=None):
 
 
 @settings(max_examples=700, **SETTINGS)
-@given(small_layers(), st.sampled_from(LAYER_ARGS), st.integers(1, 3), st.integers(1, 2),
-       st.data())
+@given(small_layers(), st.sampled_from(LAYER_ARGS), st.integers(1, 3), st.integers(1, 2), st.data())
 def test_layer_arguments(made, arg, T, B, data):
     kind, dtype, layer = made
     lstm = kind.mode == "lstm"
     if not lstm:
         arg = {"c0": "h0", "dc_n": "dh_n"}.get(arg, arg)
     I, H, R = layer.input_size, layer.hidden_size, layer.output_size
-    LD = layer.num_directions                     # one layer
+    LD = layer.num_directions  # one layer
     rng = np.random.default_rng(T * 10 + B)
     x = rng.standard_normal((T, B, I))
     h0, c0 = rng.standard_normal((LD, B, R)), rng.standard_normal((LD, B, H))
@@ -173,8 +184,9 @@ def test_layer_arguments(made, arg, T, B, data):
         got = expect(valid, layer, x, state_with(lstm, arg == "h0", a, h0, c0))
         if got is None:
             return
-        ref_state = state_with(lstm, arg == "h0", as_used(raw, dtype), as_used(h0, dtype),
-                               as_used(c0, dtype))
+        ref_state = state_with(
+            lstm, arg == "h0", as_used(raw, dtype), as_used(h0, dtype), as_used(c0, dtype)
+        )
         want = ref_forward(kind, layer, as_used(x, dtype), ref_state)
         assert_close(got[0], want[0], dtype, "y")
         return
@@ -184,7 +196,7 @@ def test_layer_arguments(made, arg, T, B, data):
         seen = np.asarray(a)
         valid = seen.dtype.kind in "iu" and seen.shape == (B,)
         if seen.dtype.kind == "f" and seen.size == 0:
-            valid = None                  # an empty float array is an empty list
+            valid = None  # an empty float array is an empty list
         got = expect(valid, layer, x, None, lengths=a)
         if got is None or valid is None:
             return
@@ -239,9 +251,17 @@ def test_layer_arguments(made, arg, T, B, data):
 # cells
 # --------------------------------------------------------------------------
 
+
 @settings(max_examples=400, **SETTINGS)
-@given(st.sampled_from(KINDS), st.sampled_from(FLOATS), st.integers(1, 2), st.integers(1, 3),
-       st.integers(1, 2), st.sampled_from(["x", "h", "c", "dh", "dc"]), st.data())
+@given(
+    st.sampled_from(KINDS),
+    st.sampled_from(FLOATS),
+    st.integers(1, 2),
+    st.integers(1, 3),
+    st.integers(1, 2),
+    st.sampled_from(["x", "h", "c", "dh", "dc"]),
+    st.data(),
+)
 def test_cell_arguments(kind, dtype, I, H, B, arg, data):
     dtype = np.dtype(dtype)
     lstm = kind.mode == "lstm"
@@ -270,10 +290,12 @@ def test_cell_arguments(kind, dtype, I, H, B, arg, data):
         got = expect(valid, cell, x, state_with(lstm, arg == "h", a, h, c))
         if got is None:
             return
-        ref_state = state_with(lstm, arg == "h", as_used(raw, dtype), as_used(h, dtype),
-                               as_used(c, dtype))
-        want = cell_forward(kind.mode, cell.state_dict(), as_used(x, dtype), ref_state,
-                            **kind.ref_kwargs)
+        ref_state = state_with(
+            lstm, arg == "h", as_used(raw, dtype), as_used(h, dtype), as_used(c, dtype)
+        )
+        want = cell_forward(
+            kind.mode, cell.state_dict(), as_used(x, dtype), ref_state, **kind.ref_kwargs
+        )
         for p, w in zip(split_state(kind.mode, got), split_state(kind.mode, want)):
             assert_close(p, w, dtype, "cell")
         return
@@ -299,14 +321,26 @@ def test_cell_arguments(kind, dtype, I, H, B, arg, data):
 # --------------------------------------------------------------------------
 
 # what an out= buffer may be: the stream's dtype and others
-OUT_DTYPES = [("float32", True), ("float64", True), ("float16", False), (">f4", False),
-              ("int32", False), ("bool", False), ("complex64", False)]
+OUT_DTYPES = [
+    ("float32", True),
+    ("float64", True),
+    ("float16", False),
+    (">f4", False),
+    ("int32", False),
+    ("bool", False),
+    ("complex64", False),
+]
 
 
 @settings(max_examples=600, **SETTINGS)
-@given(small_layers(), st.integers(1, 2), st.integers(1, 2), st.integers(1, 3),
-       st.sampled_from(["step", "step_out", "run", "run_out", "state_h", "state_c"]),
-       st.data())
+@given(
+    small_layers(),
+    st.integers(1, 2),
+    st.integers(1, 2),
+    st.integers(1, 3),
+    st.sampled_from(["step", "step_out", "run", "run_out", "state_h", "state_c"]),
+    st.data(),
+)
 def test_stream_arguments(made, L, B, T, arg, data):
     kind, dtype, one = made
     if one.bidirectional:
@@ -351,8 +385,9 @@ def test_stream_arguments(made, L, B, T, arg, data):
     if arg == "run":
         a, raw, ok = data.draw(arrays_near((T, B, I)))
         shape = seen_shape(a)
-        valid = ok and (len(shape) == 3 and shape[1:] == (B, I)
-                        or B == 1 and len(shape) == 2 and shape[1] == I)
+        valid = ok and (
+            len(shape) == 3 and shape[1:] == (B, I) or B == 1 and len(shape) == 2 and shape[1] == I
+        )
         got = expect(valid, s.run, a)
         if got is None:
             return unchanged()
@@ -394,9 +429,13 @@ BUFFERS = {"SGD": "momentum_buffer", "Adam": "exp_avg", "Adagrad": "sum"}
 
 
 @settings(max_examples=400, **SETTINGS)
-@given(st.sampled_from(sorted(OPTIMIZERS)), st.sampled_from(FLOATS),
-       st.sampled_from([(3,), (2, 3), (1, 2, 2)]), st.sampled_from(["param", "grad", "buffer"]),
-       st.data())
+@given(
+    st.sampled_from(sorted(OPTIMIZERS)),
+    st.sampled_from(FLOATS),
+    st.sampled_from([(3,), (2, 3), (1, 2, 2)]),
+    st.sampled_from(["param", "grad", "buffer"]),
+    st.data(),
+)
 def test_optimizer_arguments(name, dtype, shape, arg, data):
     dtype = np.dtype(dtype)
     rng = np.random.default_rng(len(shape))
@@ -414,7 +453,7 @@ def test_optimizer_arguments(name, dtype, shape, arg, data):
             if before is not None:
                 np.testing.assert_array_equal(param, before)
             return
-        twin = before.astype(dtype)          # the same update on canonical arrays
+        twin = before.astype(dtype)  # the same update on canonical arrays
         OPTIMIZERS[name]([(twin, np.ascontiguousarray(grad))]).step()
         np.testing.assert_array_equal(param, twin)
         return

@@ -23,10 +23,22 @@ CASES = [
     ("plain", dict(), (4, 2, 3, 3), None, False, False),
     ("nobias_states", dict(bias=False), (4, 3, 2, 3), None, True, True),
     ("lengths_batch_first", dict(batch_first=True), (5, 4, 3, 3), [2, 5, 0, 3], True, True),
-    ("two_layers_bidir_lengths", dict(num_layers=2, bidirectional=True), (4, 3, 2, 3),
-     [4, 0, 2], True, True),
-    ("two_layers_bidir_nobias_bf", dict(num_layers=2, bidirectional=True, bias=False,
-                                         batch_first=True), (3, 2, 3, 2), None, False, True),
+    (
+        "two_layers_bidir_lengths",
+        dict(num_layers=2, bidirectional=True),
+        (4, 3, 2, 3),
+        [4, 0, 2],
+        True,
+        True,
+    ),
+    (
+        "two_layers_bidir_nobias_bf",
+        dict(num_layers=2, bidirectional=True, bias=False, batch_first=True),
+        (3, 2, 3, 2),
+        None,
+        False,
+        True,
+    ),
 ]
 CASE_IDS = [c[0] for c in CASES]
 
@@ -35,9 +47,11 @@ def check_param_gradients(module, loss):
     """module.grads (from a backward of loss) against finite differences of
     loss() in every parameter."""
     for name, p in module.state_dict().items():
+
         def loss_p():
             module.load_state_dict({name: p}, strict=False)
             return loss()
+
         numeric = numeric_grad(loss_p, p)
         module.load_state_dict({name: p}, strict=False)
         err = rel_err(module.grads[name], numeric)
@@ -95,18 +109,22 @@ def test_layer_gradients(kind, case):
     name, options, (T, B, I, H), lengths, state_given, dstate_given = case
     rng = np.random.default_rng(zlib.crc32(f"{kind.name}/{name}".encode()))
     layer = kind.layer(I, H, dtype=np.float64, seed=1, **options)
-    if kind.peephole:   # larger peepholes than the default init, to make them count
-        layer.load_state_dict({k: rng.uniform(-1, 1, v.shape) for k, v in
-                               layer.state_dict().items() if k.startswith("weight_peep")},
-                              strict=False)
+    if kind.peephole:  # larger peepholes than the default init, to make them count
+        layer.load_state_dict(
+            {
+                k: rng.uniform(-1, 1, v.shape)
+                for k, v in layer.state_dict().items()
+                if k.startswith("weight_peep")
+            },
+            strict=False,
+        )
     x, state, lengths = make_inputs(layer, T, B, I, H, lengths, state_given, rng)
     check_gradients(layer, x, state, lengths, dstate_given, rng)
 
 
 def test_unbatched_gradients():
     rng = np.random.default_rng(5)
-    layer = fr.LSTM(2, 3, num_layers=2, bidirectional=True, peephole=True, dtype=np.float64,
-                    seed=2)
+    layer = fr.LSTM(2, 3, num_layers=2, bidirectional=True, peephole=True, dtype=np.float64, seed=2)
     x = rng.standard_normal((4, 2))
     state = (rng.standard_normal((4, 3)), rng.standard_normal((4, 3)))
     check_gradients(layer, x, state, None, True, rng)
@@ -116,8 +134,9 @@ def test_unbatched_gradients():
 def test_dropout_gradients(kind):
     """Inter-layer dropout: the masks of the forward are applied in backward."""
     rng = np.random.default_rng(11)
-    layer = kind.layer(3, 3, num_layers=3, bidirectional=True, dropout=0.4, dtype=np.float64,
-                       seed=3)
+    layer = kind.layer(
+        3, 3, num_layers=3, bidirectional=True, dropout=0.4, dtype=np.float64, seed=3
+    )
     x, state, lengths = make_inputs(layer, 4, 3, 3, 3, [4, 1, 3], True, rng)
     check_gradients(layer, x, state, lengths, True, rng, dropout_seed=123)
 
@@ -144,8 +163,9 @@ def test_cell_gradients(kind, batched):
     cell.zero_grad()
     dx, dstate0 = cell.backward(tuple(weights) if lstm else weights[0], cache)
     for what, analytic, arr in [("x", dx, x)] + [
-            (f"state[{i}]", g, s) for i, (g, s) in
-            enumerate(zip(dstate0 if lstm else [dstate0], states))]:
+        (f"state[{i}]", g, s)
+        for i, (g, s) in enumerate(zip(dstate0 if lstm else [dstate0], states))
+    ]:
         assert analytic.shape == arr.shape
         err = rel_err(analytic, numeric_grad(loss, arr))
         assert err < FD_REL, f"d{what}: relative error {err:.3g}"

@@ -1,6 +1,7 @@
 """PyTorch interop: fr.from_torch, to_torch_state_dict / to_torch, and
 `fastrnn convert`. Round trips torch -> fastrnn -> torch are bit-exact;
 the converted models compute what the torch modules compute."""
+
 import os
 import pickle
 import subprocess
@@ -15,7 +16,6 @@ import torch
 
 import fastrnn as fr
 from fastrnn import cli, interop
-
 from helpers import rel_err
 
 TOL = {torch.float32: 1e-5, torch.float64: 1e-12}
@@ -45,9 +45,11 @@ LAYER_CASES = [
 
 
 @pytest.mark.parametrize("dtype", [torch.float32, torch.float64], ids=["f32", "f64"])
-@pytest.mark.parametrize("cls,kw", LAYER_CASES,
-                         ids=[f"{c.__name__}-{'-'.join(map(str, k.values()))}"
-                              for c, k in LAYER_CASES])
+@pytest.mark.parametrize(
+    "cls,kw",
+    LAYER_CASES,
+    ids=[f"{c.__name__}-{'-'.join(map(str, k.values()))}" for c, k in LAYER_CASES],
+)
 def test_from_torch_layers(cls, kw, dtype):
     torch.manual_seed(0)
     with warnings.catch_warnings():
@@ -56,8 +58,15 @@ def test_from_torch_layers(cls, kw, dtype):
     model = fr.from_torch(module)
     assert type(model).__name__ == cls.__name__
     assert model.dtype == np.dtype(str(dtype).replace("torch.", ""))
-    for attr in ("input_size", "hidden_size", "num_layers", "bias", "batch_first",
-                 "bidirectional", "dropout"):
+    for attr in (
+        "input_size",
+        "hidden_size",
+        "num_layers",
+        "bias",
+        "batch_first",
+        "bidirectional",
+        "dropout",
+    ):
         assert getattr(model, attr) == getattr(module, attr), attr
     if cls is torch.nn.RNN:
         assert model.nonlinearity == module.nonlinearity
@@ -80,9 +89,15 @@ def test_from_torch_layers(cls, kw, dtype):
     assert fr.interop.to_torch_state_dict(model).keys() == back.keys()
 
 
-@pytest.mark.parametrize("cls,kw", [(torch.nn.RNNCell, {}),
-                                    (torch.nn.RNNCell, {"nonlinearity": "relu"}),
-                                    (torch.nn.LSTMCell, {}), (torch.nn.GRUCell, {"bias": False})])
+@pytest.mark.parametrize(
+    "cls,kw",
+    [
+        (torch.nn.RNNCell, {}),
+        (torch.nn.RNNCell, {"nonlinearity": "relu"}),
+        (torch.nn.LSTMCell, {}),
+        (torch.nn.GRUCell, {"bias": False}),
+    ],
+)
 def test_from_torch_cells(cls, kw):
     torch.manual_seed(1)
     module = cls(4, 6, **kw)
@@ -128,6 +143,7 @@ def test_refusals():
 def test_subclass_and_from_torch_never_imports_torch():
     class MyLSTM(torch.nn.LSTM):
         pass
+
     assert isinstance(fr.from_torch(MyLSTM(2, 3)), fr.LSTM)
     # duck typing: a torch-free process, a module-like object
     code = textwrap.dedent("""
@@ -157,8 +173,7 @@ def test_subclass_and_from_torch_never_imports_torch():
         assert isinstance(gru, fr.GRU) and gru.hidden_size == 3
         print("ok")
     """)
-    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
-                         timeout=120)
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
     assert out.returncode == 0, out.stderr
     assert out.stdout.strip() == "ok"
 
@@ -166,6 +181,7 @@ def test_subclass_and_from_torch_never_imports_torch():
 # --------------------------------------------------------------------------
 # fastrnn convert
 # --------------------------------------------------------------------------
+
 
 def convert(*argv):
     return cli.main(["convert", *map(str, argv)])
@@ -206,8 +222,9 @@ def test_convert_whole_module_and_to_onnx(tmp_path):
     assert same_weights(model, fr.from_torch(module))
     assert convert(tmp_path / "m.pt", "--dtype", "float32", "--out", tmp_path / "m.onnx") == 0
     x = np.random.default_rng(0).standard_normal((2, 5, 3))
-    got = ort.InferenceSession(str(tmp_path / "m.onnx"), providers=["CPUExecutionProvider"]) \
-        .run(None, {"X": x.astype(np.float32)})
+    got = ort.InferenceSession(str(tmp_path / "m.onnx"), providers=["CPUExecutionProvider"]).run(
+        None, {"X": x.astype(np.float32)}
+    )
     for g, w in zip(got, torch_out(module, x)):
         assert rel_err(g, w) < 1e-5
     # and back from ONNX and .npz
@@ -218,20 +235,43 @@ def test_convert_whole_module_and_to_onnx(tmp_path):
 
 def test_convert_checkpoint_key_and_prefix(tmp_path, capsys):
     enc, dec = torch.nn.RNN(3, 4, nonlinearity="relu"), torch.nn.GRU(4, 4)
-    state = {**{"encoder.rnn." + k: v for k, v in enc.state_dict().items()},
-             **{"decoder." + k: v for k, v in dec.state_dict().items()}}
+    state = {
+        **{"encoder.rnn." + k: v for k, v in enc.state_dict().items()},
+        **{"decoder." + k: v for k, v in dec.state_dict().items()},
+    }
     torch.save({"model": state, "epoch": 3}, tmp_path / "ck.pt")
-    assert convert(tmp_path / "ck.pt", "--type", "rnn_relu", "--key", "model", "--out",
-                   tmp_path / "x.npz") == 1
-    assert "--prefix" in capsys.readouterr().err          # two candidates: must choose
-    assert convert(tmp_path / "ck.pt", "--type", "rnn_relu", "--key", "model", "--prefix",
-                   "encoder.rnn.", "--out", tmp_path / "enc.npz") == 0
+    assert (
+        convert(
+            tmp_path / "ck.pt", "--type", "rnn_relu", "--key", "model", "--out", tmp_path / "x.npz"
+        )
+        == 1
+    )
+    assert "--prefix" in capsys.readouterr().err  # two candidates: must choose
+    assert (
+        convert(
+            tmp_path / "ck.pt",
+            "--type",
+            "rnn_relu",
+            "--key",
+            "model",
+            "--prefix",
+            "encoder.rnn.",
+            "--out",
+            tmp_path / "enc.npz",
+        )
+        == 0
+    )
     enc_fr = fr.load(tmp_path / "enc.npz")
     assert enc_fr.nonlinearity == "relu" and same_weights(enc_fr, fr.from_torch(enc))
-    torch.save({"model": {"decoder." + k: v for k, v in dec.state_dict().items()}},
-               tmp_path / "dec.pt")
-    assert convert(tmp_path / "dec.pt", "--type", "gru", "--key", "model", "--out",
-                   tmp_path / "dec.npz") == 0                # prefix found alone
+    torch.save(
+        {"model": {"decoder." + k: v for k, v in dec.state_dict().items()}}, tmp_path / "dec.pt"
+    )
+    assert (
+        convert(
+            tmp_path / "dec.pt", "--type", "gru", "--key", "model", "--out", tmp_path / "dec.npz"
+        )
+        == 0
+    )  # prefix found alone
     assert same_weights(fr.load(tmp_path / "dec.npz"), fr.from_torch(dec))
 
 
@@ -256,12 +296,14 @@ def test_convert_never_unpickles_code(tmp_path, capsys, monkeypatch):
 
 def test_convert_usage_errors(tmp_path, capsys):
     torch.save(torch.nn.LSTM(2, 3).state_dict(), tmp_path / "sd.pt")
-    for args, match in (((tmp_path / "sd.pt", "--out", tmp_path / "m.npz"), "--type is required"),
-                        ((tmp_path / "sd.pt", "--type", "gru", "--out", tmp_path / "m.npz"),
-                         "another cell type"),
-                        ((tmp_path / "sd.pt", "--type", "lstm", "--out", tmp_path / "m.txt"),
-                         ".npz or .onnx"),
-                        ((tmp_path / "sd.pt", "--type", "lstm", "--key", "model", "--out",
-                          tmp_path / "m.npz"), "--key 'model'")):
+    for args, match in (
+        ((tmp_path / "sd.pt", "--out", tmp_path / "m.npz"), "--type is required"),
+        ((tmp_path / "sd.pt", "--type", "gru", "--out", tmp_path / "m.npz"), "another cell type"),
+        ((tmp_path / "sd.pt", "--type", "lstm", "--out", tmp_path / "m.txt"), ".npz or .onnx"),
+        (
+            (tmp_path / "sd.pt", "--type", "lstm", "--key", "model", "--out", tmp_path / "m.npz"),
+            "--key 'model'",
+        ),
+    ):
         assert convert(*args) == 1
         assert match in capsys.readouterr().err

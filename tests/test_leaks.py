@@ -8,6 +8,7 @@ moves tens of kilobytes (work buffers, caches, outputs, weights), so a leak
 of any of them per call would grow memory by tens of megabytes; the bound
 is 4 MB, the slack allocator caches need.
 """
+
 import gc
 import os
 
@@ -15,10 +16,11 @@ import numpy as np
 import pytest
 
 import fastrnn as fr
-from helpers import KINDS, KIND_IDS
+from helpers import KIND_IDS, KINDS
 
-pytestmark = pytest.mark.skipif(not os.path.exists("/proc/self/statm"),
-                                reason="needs Linux /proc/self/statm")
+pytestmark = pytest.mark.skipif(
+    not os.path.exists("/proc/self/statm"), reason="needs Linux /proc/self/statm"
+)
 
 PAGE = os.sysconf("SC_PAGE_SIZE")
 ITERATIONS = 2000
@@ -43,8 +45,9 @@ def assert_flat(step, iterations=ITERATIONS, warmup=WARMUP, what=""):
     for i in range(iterations):
         step(warmup + i)
     grown = rss() - before
-    assert grown < SLACK, f"{what}: resident memory grew {grown / 2**20:.1f} MB " \
-                          f"over {iterations} iterations"
+    assert grown < SLACK, (
+        f"{what}: resident memory grew {grown / 2**20:.1f} MB over {iterations} iterations"
+    )
 
 
 @pytest.mark.parametrize("kind", SOME_KINDS, ids=SOME_IDS)

@@ -11,11 +11,12 @@
   float64 over 10,000 steps of every cell kind at the default (contractive)
   initialisation, through the layer and through the stream; no drift.
 """
+
 import numpy as np
 import pytest
 
 import fastrnn as fr
-from helpers import KINDS, KIND_IDS, TORCH_KINDS, split_state
+from helpers import KIND_IDS, KINDS, TORCH_KINDS, split_state
 from reference import layer_forward
 
 torch = pytest.importorskip("torch")
@@ -28,9 +29,15 @@ def torch_twin(kind, layer):
     """The PyTorch module with `layer`'s weights (same dtype)."""
     cls = getattr(torch.nn, TORCH_CLS[kind.mode])
     kw = {"nonlinearity": kind.nonlinearity} if kind.mode == "rnn" else {}
-    m = cls(layer.input_size, layer.hidden_size, num_layers=layer.num_layers,
-            bidirectional=layer.bidirectional, bias=layer.bias,
-            dtype=getattr(torch, layer.dtype.name), **kw)
+    m = cls(
+        layer.input_size,
+        layer.hidden_size,
+        num_layers=layer.num_layers,
+        bidirectional=layer.bidirectional,
+        bias=layer.bias,
+        dtype=getattr(torch, layer.dtype.name),
+        **kw,
+    )
     m.load_state_dict({k: torch.from_numpy(v.copy()) for k, v in layer.state_dict().items()})
     return m
 
@@ -53,7 +60,8 @@ def assert_same_pattern(got, want, dtype, what):
         where = f"{what}, {name}"
         assert np.array_equal(np.isnan(g), np.isnan(w)), (
             f"{where}: NaN at {np.argwhere(np.isnan(g)).tolist()}, PyTorch has NaN at "
-            f"{np.argwhere(np.isnan(w)).tolist()}")
+            f"{np.argwhere(np.isnan(w)).tolist()}"
+        )
         assert np.array_equal(np.isposinf(g), np.isposinf(w)), f"{where}: +inf positions differ"
         assert np.array_equal(np.isneginf(g), np.isneginf(w)), f"{where}: -inf positions differ"
         fin = np.isfinite(w)
@@ -79,15 +87,19 @@ def test_nonfinite_propagates_like_torch(kind, dtype):
     rng = np.random.default_rng(7)
     T, B, I, H, L = 5, 3, 3, 4, 2
     for trial in range(60):
-        layer = kind.layer(I, H, num_layers=L, bidirectional=True, dtype=dtype, seed=trial,
-                           bias=trial % 5 != 0)
+        layer = kind.layer(
+            I, H, num_layers=L, bidirectional=True, dtype=dtype, seed=trial, bias=trial % 5 != 0
+        )
         x = rng.standard_normal((T, B, I)).astype(dtype)
         state = None
         where = ["x", "weight", "state"][trial % 3]
         if where == "state" or trial % 4 == 0:
             shape = (2 * L, B, H)
-            state = tuple(rng.standard_normal(shape).astype(dtype) for _ in range(2)) \
-                if kind.mode == "lstm" else rng.standard_normal(shape).astype(dtype)
+            state = (
+                tuple(rng.standard_normal(shape).astype(dtype) for _ in range(2))
+                if kind.mode == "lstm"
+                else rng.standard_normal(shape).astype(dtype)
+            )
         if where == "x":
             poke(rng, x)
         elif where == "weight":
@@ -97,8 +109,9 @@ def test_nonfinite_propagates_like_torch(kind, dtype):
             layer.load_state_dict(sd)
         else:
             values = NONFINITE
-            poke(rng, split_state(kind.mode, state)[trial % 2 if kind.mode == "lstm" else 0],
-                 values)
+            poke(
+                rng, split_state(kind.mode, state)[trial % 2 if kind.mode == "lstm" else 0], values
+            )
         with np.errstate(all="ignore"):
             y, s = layer(x, state)
         got = [y] + split_state(kind.mode, s)
@@ -143,8 +156,9 @@ def test_infinite_cell_state_without_peepholes(dtype):
     assert np.array_equal(np.isnan(dh0), torch.isnan(h0t.grad).numpy())
 
 
-@pytest.mark.parametrize("kind", [k for k in TORCH_KINDS if k.mode in ("lstm", "gru")],
-                         ids=["lstm", "gru"])
+@pytest.mark.parametrize(
+    "kind", [k for k in TORCH_KINDS if k.mode in ("lstm", "gru")], ids=["lstm", "gru"]
+)
 def test_float32_sigmoid_underflows_like_torch(kind):
     """A gate driven to sigmoid(-1e30) = 0 against an infinite state:
     PyTorch multiplies 0 * inf = NaN (forget gate of an LSTM with c0 = inf,
@@ -152,10 +166,10 @@ def test_float32_sigmoid_underflows_like_torch(kind):
     layer = kind.layer(1, 1, bias=False, dtype=np.float32)
     sd = {k: np.zeros_like(v) for k, v in layer.state_dict().items()}
     inf = np.full((1, 1, 1), np.inf, np.float32)
-    if kind.mode == "lstm":       # i, g, o open; f = sigmoid(-1e30) against c0 = inf
+    if kind.mode == "lstm":  # i, g, o open; f = sigmoid(-1e30) against c0 = inf
         sd["weight_ih_l0"][:] = [[1.0], [-1.0], [1.0], [1.0]]
         state = (np.zeros_like(inf), inf)
-    else:                         # r = 1, n = 1, z = sigmoid(-inf) against h0 = inf
+    else:  # r = 1, n = 1, z = sigmoid(-inf) against h0 = inf
         sd["weight_hh_l0"][:] = [[1.0], [-1.0], [1.0]]
         state = inf
     layer.load_state_dict(sd)
@@ -180,8 +194,9 @@ def test_nonfinite_padding_never_reaches_results(kind):
     dirty[:, 2] = np.inf
     want = layer(x, lengths=lengths)
     got = layer(dirty, lengths=lengths)
-    for a, b in zip([got[0]] + split_state(kind.mode, got[1]),
-                    [want[0]] + split_state(kind.mode, want[1])):
+    for a, b in zip(
+        [got[0]] + split_state(kind.mode, got[1]), [want[0]] + split_state(kind.mode, want[1])
+    ):
         np.testing.assert_array_equal(a, b)
     y, _, cache = layer.forward(dirty, lengths=lengths)
     dx, _ = layer.backward(np.ones_like(y), cache)
@@ -219,7 +234,7 @@ def test_all_nan_never_hangs(kind):
 # huge magnitudes
 # --------------------------------------------------------------------------
 
-SATURATING = [k for k in KINDS if k.nonlinearity != "relu"]   # relu does not saturate
+SATURATING = [k for k in KINDS if k.nonlinearity != "relu"]  # relu does not saturate
 
 
 @pytest.mark.parametrize("dtype", [np.float32, np.float64], ids=["f32", "f64"])
@@ -235,16 +250,18 @@ def test_huge_inputs_saturate(kind, dtype):
     signs = rng.choice([-1.0, 1.0], (T, B, 1))
     for mag in mags:
         x = (signs * mag).astype(dtype)
-        x[2, 0] = 0.5                               # an ordinary value amid the huge ones
+        x[2, 0] = 0.5  # an ordinary value amid the huge ones
         y, s = layer(x)
         got = [y] + split_state(kind.mode, s)
         assert all(np.isfinite(a).all() for a in got), f"|x| = {mag}: non-finite output"
         with np.errstate(over="ignore"):
-            want_y, want_s = layer_forward(kind.mode, layer.state_dict(), x.astype(np.float64),
-                                           **kind.ref_kwargs)
+            want_y, want_s = layer_forward(
+                kind.mode, layer.state_dict(), x.astype(np.float64), **kind.ref_kwargs
+            )
         for a, b in zip(got, [want_y] + split_state(kind.mode, want_s)):
-            np.testing.assert_allclose(a, b, rtol=0, atol=1e-6 if dtype == np.float32 else 1e-12,
-                                       err_msg=f"|x| = {mag}")
+            np.testing.assert_allclose(
+                a, b, rtol=0, atol=1e-6 if dtype == np.float32 else 1e-12, err_msg=f"|x| = {mag}"
+            )
         # the stream and backward alike
         st = kind.layer(1, 6, dtype=dtype, seed=2).stream(B).run(x)
         assert np.isfinite(st).all()
@@ -263,7 +280,7 @@ def test_huge_weights_saturate(kind, dtype):
         layer = kind.layer(3, 5, dtype=dtype, seed=4)
         sd = layer.state_dict()
         sign = rng.choice([-1.0, 1.0], sd["bias_ih_l0"].shape)
-        for name in ("bias_ih_l0", "bias_hh_l0"):   # one sign per unit: no cancellation
+        for name in ("bias_ih_l0", "bias_hh_l0"):  # one sign per unit: no cancellation
             sd[name] = (sign * mag / 2).astype(dtype)
         layer.load_state_dict(sd)
         x = rng.standard_normal((6, 2, 3)).astype(dtype)
@@ -280,7 +297,7 @@ def test_huge_weights_saturate(kind, dtype):
 # --------------------------------------------------------------------------
 
 LONG_T = 10_000
-F32_BOUND = 1e-6      # max abs error of every h over 10,000 steps (measured <= 3.1e-7)
+F32_BOUND = 1e-6  # max abs error of every h over 10,000 steps (measured <= 3.1e-7)
 
 
 @pytest.mark.parametrize("kind", KINDS, ids=KIND_IDS)
@@ -300,6 +317,6 @@ def test_float32_tracks_float64_over_10000_steps(kind):
     assert err.max() < F32_BOUND, f"max |h32 - h64| over {LONG_T} steps = {err.max():.3g}"
     assert err[-1000:].max() < F32_BOUND
     for a, b in zip(split_state(kind.mode, s32), split_state(kind.mode, s64)):
-        assert np.abs(a - b).max() < 10 * F32_BOUND          # c may be a few times larger
+        assert np.abs(a - b).max() < 10 * F32_BOUND  # c may be a few times larger
     ys = l32.stream(2).run(x)
     assert np.abs(ys - y64).max() < F32_BOUND

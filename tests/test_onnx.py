@@ -57,10 +57,17 @@ EXPECTED_UNSUPPORTED = {}
 # The cases every onnx release since 1.9 ships; finding fewer means the
 # discovery below is broken, not that there is less to test.
 KNOWN_CASES = {
-    "test_lstm_defaults", "test_lstm_with_initial_bias", "test_lstm_with_peepholes",
-    "test_lstm_batchwise", "test_gru_defaults", "test_gru_with_initial_bias",
-    "test_gru_seq_length", "test_gru_batchwise", "test_simple_rnn_defaults",
-    "test_simple_rnn_with_initial_bias", "test_rnn_seq_length",
+    "test_lstm_defaults",
+    "test_lstm_with_initial_bias",
+    "test_lstm_with_peepholes",
+    "test_lstm_batchwise",
+    "test_gru_defaults",
+    "test_gru_with_initial_bias",
+    "test_gru_seq_length",
+    "test_gru_batchwise",
+    "test_simple_rnn_defaults",
+    "test_simple_rnn_with_initial_bias",
+    "test_rnn_seq_length",
     "test_simple_rnn_batchwise",
 }
 
@@ -69,10 +76,12 @@ KNOWN_CASES = {
 # finding and reading the conformance cases
 # --------------------------------------------------------------------------
 
+
 def _write_generated_cases():
     """Write the RNN/LSTM/GRU node cases of onnx.backend.test.case.node to a
     temporary folder laid out like onnx/backend/test/data/node."""
     import onnx.backend.test.case.node as node_cases
+
     for op in ("lstm", "gru", "rnn"):
         importlib.import_module(f"onnx.backend.test.case.node.{op}")
     out = tempfile.mkdtemp(prefix="fastrnn_onnx_cases_")
@@ -87,8 +96,10 @@ def _write_generated_cases():
         for i, (inputs, outputs) in enumerate(case.data_sets):
             ds = os.path.join(case_dir, f"test_data_set_{i}")
             os.makedirs(ds)
-            for kind, arrays, infos in (("input", inputs, case.model.graph.input),
-                                        ("output", outputs, case.model.graph.output)):
+            for kind, arrays, infos in (
+                ("input", inputs, case.model.graph.input),
+                ("output", outputs, case.model.graph.output),
+            ):
                 for j, (arr, info) in enumerate(zip(arrays, infos)):
                     with open(os.path.join(ds, f"{kind}_{j}.pb"), "wb") as f:
                         f.write(numpy_helper.from_array(arr, info.name).SerializeToString())
@@ -132,10 +143,16 @@ def load_case(name):
     node = model.graph.node[0]
     assert node.op_type in OPS, (name, node.op_type)
     attrs = {a.name: helper.get_attribute_value(a) for a in node.attribute}
-    attrs = {k: (v.decode() if isinstance(v, bytes) else
-                 [s.decode() if isinstance(s, bytes) else s for s in v]
-                 if isinstance(v, list) else v)
-             for k, v in attrs.items()}
+    attrs = {
+        k: (
+            v.decode()
+            if isinstance(v, bytes)
+            else [s.decode() if isinstance(s, bytes) else s for s in v]
+            if isinstance(v, list)
+            else v
+        )
+        for k, v in attrs.items()
+    }
     graph_inputs = [i.name for i in model.graph.input]
     graph_outputs = [o.name for o in model.graph.output]
     slot_names = ["X", "W", "R", "B", "sequence_lens", "initial_h", "initial_c", "P"]
@@ -148,8 +165,11 @@ def load_case(name):
         out_by_name = {}
         for j, gname in enumerate(graph_outputs):
             out_by_name[gname] = _read_tensor(os.path.join(ds, f"output_{j}.pb"))
-        expected = {slot: out_by_name[out] for slot, out in enumerate(node.output)
-                    if out and out in out_by_name}
+        expected = {
+            slot: out_by_name[out]
+            for slot, out in enumerate(node.output)
+            if out and out in out_by_name
+        }
         assert expected, f"{name}: no expected outputs"
         data_sets.append((feeds, expected))
     assert data_sets, f"{name}: no test_data_set_*"
@@ -161,12 +181,17 @@ def load_case(name):
 # --------------------------------------------------------------------------
 
 # where each fastrnn gate block sits in ONNX's order
-GATE_ORDER = {"LSTM": [0, 2, 3, 1],    # ONNX i, o, f, c -> i, f, g(c), o
-              "GRU": [1, 0, 2],        # ONNX z, r, h    -> r, z, n
-              "RNN": [0]}
-PEEP_ORDER = [0, 2, 1]                 # ONNX P i, o, f  -> i, f, o
-DEFAULT_ACTIVATIONS = {"LSTM": ["sigmoid", "tanh", "tanh"], "GRU": ["sigmoid", "tanh"],
-                       "RNN": ["tanh"]}
+GATE_ORDER = {
+    "LSTM": [0, 2, 3, 1],  # ONNX i, o, f, c -> i, f, g(c), o
+    "GRU": [1, 0, 2],  # ONNX z, r, h    -> r, z, n
+    "RNN": [0],
+}
+PEEP_ORDER = [0, 2, 1]  # ONNX P i, o, f  -> i, f, o
+DEFAULT_ACTIVATIONS = {
+    "LSTM": ["sigmoid", "tanh", "tanh"],
+    "GRU": ["sigmoid", "tanh"],
+    "RNN": ["tanh"],
+}
 
 
 def reorder(a, order):
@@ -185,11 +210,12 @@ def unsupported_reason(op, attrs):
     if "activations" in attrs:
         acts = [a.lower() for a in attrs["activations"]]
         n = len(DEFAULT_ACTIVATIONS[op])
-        per_dir = [acts[i:i + n] for i in range(0, len(acts), n)]
+        per_dir = [acts[i : i + n] for i in range(0, len(acts), n)]
         ok = [DEFAULT_ACTIVATIONS[op]] + ([["relu"]] if op == "RNN" else [])
         if any(p not in ok for p in per_dir) or any(p != per_dir[0] for p in per_dir):
             return f"activations {attrs['activations']}: fastrnn has only the defaults" + (
-                " and relu (same in both directions)" if op == "RNN" else "")
+                " and relu (same in both directions)" if op == "RNN" else ""
+            )
     return None
 
 
@@ -206,8 +232,11 @@ def onnx_to_fastrnn(op, attrs, feeds, dtype):
     order = GATE_ORDER[op]
     bias = "B" in feeds
     peephole = op == "LSTM" and "P" in feeds
-    slots = {"forward": ["_l0"], "reverse": ["_l0_reverse"],
-             "bidirectional": ["_l0", "_l0_reverse"]}[direction]
+    slots = {
+        "forward": ["_l0"],
+        "reverse": ["_l0_reverse"],
+        "bidirectional": ["_l0", "_l0_reverse"],
+    }[direction]
     assert len(slots) == D_onnx
 
     if op == "LSTM":
@@ -228,13 +257,21 @@ def onnx_to_fastrnn(op, attrs, feeds, dtype):
             params["bias_hh" + sfx] = reorder(rb, order)
         if peephole:
             params["weight_peep" + sfx] = reorder(feeds["P"][d], PEEP_ORDER)
-    if direction == "reverse":                     # forward half: zeros
+    if direction == "reverse":  # forward half: zeros
         for name in list(params):
             params[name.replace("_reverse", "")] = np.zeros_like(params[name])
 
     bidirectional = direction != "forward"
-    layer = kind.layer(I, H, num_layers=1, bias=bias, batch_first=(layout == 1),
-                       bidirectional=bidirectional, dtype=dtype, seed=0)
+    layer = kind.layer(
+        I,
+        H,
+        num_layers=1,
+        bias=bias,
+        batch_first=(layout == 1),
+        bidirectional=bidirectional,
+        dtype=dtype,
+        seed=0,
+    )
     layer.load_state_dict(params)
 
     x = feeds["X"].astype(dtype)
@@ -245,7 +282,7 @@ def onnx_to_fastrnn(op, attrs, feeds, dtype):
             return np.zeros((len(slots) if direction != "reverse" else 2, B, H), dtype)
         s = feeds[key].astype(dtype)
         if layout == 1:
-            s = s.transpose(1, 0, 2)                   # (B, D, H) -> (D, B, H)
+            s = s.transpose(1, 0, 2)  # (B, D, H) -> (D, B, H)
         if direction == "reverse":
             s = np.concatenate([np.zeros_like(s), s])  # forward half gets zeros
         return s
@@ -253,7 +290,9 @@ def onnx_to_fastrnn(op, attrs, feeds, dtype):
     has_state = "initial_h" in feeds or "initial_c" in feeds
     state = None
     if has_state:
-        state = (initial("initial_h"), initial("initial_c")) if op == "LSTM" else initial("initial_h")
+        state = (
+            (initial("initial_h"), initial("initial_c")) if op == "LSTM" else initial("initial_h")
+        )
     lengths = feeds.get("sequence_lens")
     return kind, layer, x, state, lengths, direction, layout
 
@@ -286,15 +325,24 @@ def run_fastrnn_on_node(op, attrs, feeds, dtype):
 def run_reference_on_node(op, attrs, feeds):
     """The same conversion, through the float64 NumPy reference."""
     kind, layer, x, state, lengths, direction, layout = onnx_to_fastrnn(
-        op, attrs, feeds, np.float64)
-    y, state_n = layer_forward(kind.mode, layer.state_dict(), x, state, lengths,
-                               batch_first=(layout == 1), **kind.ref_kwargs)
+        op, attrs, feeds, np.float64
+    )
+    y, state_n = layer_forward(
+        kind.mode,
+        layer.state_dict(),
+        x,
+        state,
+        lengths,
+        batch_first=(layout == 1),
+        **kind.ref_kwargs,
+    )
     return fastrnn_to_onnx_outputs(op, y, state_n, direction, layout, feeds["R"].shape[-1])
 
 
 # --------------------------------------------------------------------------
 # (a) conformance cases
 # --------------------------------------------------------------------------
+
 
 def _supported_case_names():
     return [n for n in CASE_NAMES if n not in EXPECTED_UNSUPPORTED]
@@ -321,8 +369,7 @@ def _compare_expected(name, got, expected, dtype):
     for slot, want in expected.items():
         assert slot in got, f"{name}: output {slot} not produced"
         # the expected data is computed in float32 by onnx's own numpy code
-        assert_close(got[slot], want.astype(np.float64), dtype,
-                     f"{name} output {slot}", rel=1e-5)
+        assert_close(got[slot], want.astype(np.float64), dtype, f"{name} output {slot}", rel=1e-5)
 
 
 @pytest.mark.parametrize("dtype", DTYPES, ids=DTYPE_IDS)
@@ -331,7 +378,7 @@ def test_conformance(name, dtype):
     node, attrs, data_sets = load_case(name)
     for feeds, expected in data_sets:
         got = run_fastrnn_on_node(node.op_type, attrs, feeds, dtype)
-        for slot, arr in got.items():
+        for arr in got.values():
             assert arr.dtype == np.dtype(dtype)
         _compare_expected(name, got, expected, dtype)
 
@@ -359,11 +406,16 @@ def make_node_model(op, attrs, feeds):
     inputs = [k if k in feeds else "" for k in INPUT_SLOTS[:n_inputs]]
     outputs = ["Y", "Y_h", "Y_c"] if op == "LSTM" else ["Y", "Y_h"]
     node = helper.make_node(op, inputs, outputs, **attrs)
-    graph_inputs = [helper.make_tensor_value_info(
-        k, helper.np_dtype_to_tensor_dtype(feeds[k].dtype), feeds[k].shape)
-        for k in inputs if k]
-    graph_outputs = [helper.make_tensor_value_info(o, onnx.TensorProto.FLOAT, None)
-                     for o in outputs]
+    graph_inputs = [
+        helper.make_tensor_value_info(
+            k, helper.np_dtype_to_tensor_dtype(feeds[k].dtype), feeds[k].shape
+        )
+        for k in inputs
+        if k
+    ]
+    graph_outputs = [
+        helper.make_tensor_value_info(o, onnx.TensorProto.FLOAT, None) for o in outputs
+    ]
     graph = helper.make_graph([node], f"{op}_node", graph_inputs, graph_outputs)
     return helper.make_model_gen_version(graph, opset_imports=[helper.make_opsetid("", 14)])
 
@@ -373,8 +425,9 @@ def run_ort(op, attrs, feeds):
     options = ort.SessionOptions()
     options.intra_op_num_threads = 1
     options.inter_op_num_threads = 1
-    session = ort.InferenceSession(model.SerializeToString(), options,
-                                   providers=["CPUExecutionProvider"])
+    session = ort.InferenceSession(
+        model.SerializeToString(), options, providers=["CPUExecutionProvider"]
+    )
     names = [i.name for i in session.get_inputs()]
     outs = session.run(None, {n: feeds[n] for n in names})
     return dict(enumerate(outs))
@@ -437,8 +490,9 @@ def check_against_ort(kind, direction, T, B, I, H, extras, seed):
         got = run_fastrnn_on_node(op, attrs, feeds, dtype)
         for slot, want in expected.items():
             assert_close_to_ort(got[slot], want, f"{dtype.__name__} output {slot}")
-            assert_close(got[slot], got_ref[slot], dtype,
-                         f"{dtype.__name__} output {slot} vs reference")
+            assert_close(
+                got[slot], got_ref[slot], dtype, f"{dtype.__name__} output {slot} vs reference"
+            )
 
 
 @pytest.mark.parametrize("extras", [False, True], ids=["bare", "extras"])
@@ -450,11 +504,16 @@ def test_random_node_vs_onnxruntime(kind, direction, extras):
 
 
 @settings(max_examples=40, deadline=None)
-@given(kind=st.sampled_from([k for k in KINDS if k.peephole or k.name == "gru_original"]),
-       direction=st.sampled_from(["forward", "reverse", "bidirectional"]),
-       T=st.integers(1, 9), B=st.integers(1, 6), I=st.integers(1, 8),
-       H=st.integers(1, 17), extras=st.booleans(), seed=st.integers(0, 2**32 - 1))
+@given(
+    kind=st.sampled_from([k for k in KINDS if k.peephole or k.name == "gru_original"]),
+    direction=st.sampled_from(["forward", "reverse", "bidirectional"]),
+    T=st.integers(1, 9),
+    B=st.integers(1, 6),
+    I=st.integers(1, 8),
+    H=st.integers(1, 17),
+    extras=st.booleans(),
+    seed=st.integers(0, 2**32 - 1),
+)
 def test_random_shapes_vs_onnxruntime(kind, direction, T, B, I, H, extras, seed):
     """Random shapes for the two kinds PyTorch cannot check."""
     check_against_ort(kind, direction, T, B, I, H, extras, seed)
-

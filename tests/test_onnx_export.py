@@ -1,6 +1,7 @@
 """fastrnn.onnx.save / to_onnx: fastrnn layers and cells as ONNX models
 that onnxruntime runs with fastrnn's results (float32, relative error
 < 1e-5), and that read back (fastrnn.onnx.load) into the same layer."""
+
 import numpy as np
 import onnx
 import onnxruntime as ort
@@ -9,7 +10,6 @@ import torch
 from onnx.reference import ReferenceEvaluator
 
 import fastrnn as fr
-
 from helpers import rel_err
 
 rng = np.random.default_rng(0)
@@ -28,19 +28,35 @@ def outputs_of(model, x, state):
 
 
 LAYERS = [
-    ("LSTM", {}), ("LSTM", {"peephole": True}), ("GRU", {}),
-    ("GRU", {"linear_before_reset": False}), ("RNN", {}), ("RNN", {"nonlinearity": "relu"}),
+    ("LSTM", {}),
+    ("LSTM", {"peephole": True}),
+    ("GRU", {}),
+    ("GRU", {"linear_before_reset": False}),
+    ("RNN", {}),
+    ("RNN", {"nonlinearity": "relu"}),
 ]
 
 
 @pytest.mark.parametrize("batch_first", [False, True], ids=["tbi", "bti"])
-@pytest.mark.parametrize("L,bidirectional", [(1, False), (1, True), (3, False), (2, True)],
-                         ids=["L1", "L1-bi", "L3", "L2-bi"])
-@pytest.mark.parametrize("kind,options", LAYERS,
-                         ids=["lstm", "lstm-peep", "gru", "gru-orig", "rnn", "rnn-relu"])
+@pytest.mark.parametrize(
+    "L,bidirectional",
+    [(1, False), (1, True), (3, False), (2, True)],
+    ids=["L1", "L1-bi", "L3", "L2-bi"],
+)
+@pytest.mark.parametrize(
+    "kind,options", LAYERS, ids=["lstm", "lstm-peep", "gru", "gru-orig", "rnn", "rnn-relu"]
+)
 def test_layer_vs_onnxruntime(tmp_path, kind, options, L, bidirectional, batch_first):
-    model = getattr(fr, kind)(5, 6, num_layers=L, bidirectional=bidirectional,
-                              batch_first=batch_first, bias=L != 3, seed=L, **options)
+    model = getattr(fr, kind)(
+        5,
+        6,
+        num_layers=L,
+        bidirectional=bidirectional,
+        batch_first=batch_first,
+        bias=L != 3,
+        seed=L,
+        **options,
+    )
     path = tmp_path / "m.onnx"
     fr.onnx.save(model, path)
     fr.onnx.save(model, tmp_path / "s.onnx", initial_state=True)
@@ -60,10 +76,17 @@ def test_layer_vs_onnxruntime(tmp_path, kind, options, L, bidirectional, batch_f
             assert g.shape == w.shape and rel_err(g, w) < 1e-5
 
 
-@pytest.mark.parametrize("kind,options", [
-    ("RNNCell", {}), ("RNNCell", {"nonlinearity": "relu"}), ("LSTMCell", {}),
-    ("LSTMCell", {"peephole": True}), ("GRUCell", {}), ("GRUCell", {"linear_before_reset": False}),
-])
+@pytest.mark.parametrize(
+    "kind,options",
+    [
+        ("RNNCell", {}),
+        ("RNNCell", {"nonlinearity": "relu"}),
+        ("LSTMCell", {}),
+        ("LSTMCell", {"peephole": True}),
+        ("GRUCell", {}),
+        ("GRUCell", {"linear_before_reset": False}),
+    ],
+)
 def test_cell_vs_onnxruntime(kind, options):
     cell = getattr(fr, kind)(4, 5, seed=1, **options)
     lstm = kind == "LSTMCell"
@@ -83,8 +106,9 @@ def test_cell_vs_onnxruntime(kind, options):
 
 
 def test_graph_is_valid_and_dynamic():
-    proto = fr.onnx.to_onnx(fr.LSTM(3, 4, num_layers=2, bidirectional=True, seed=0),
-                            initial_state=True)
+    proto = fr.onnx.to_onnx(
+        fr.LSTM(3, 4, num_layers=2, bidirectional=True, seed=0), initial_state=True
+    )
     onnx.checker.check_model(proto, full_check=True)
     assert [o.version for o in proto.opset_import if o.domain == ""] == [14]
     assert [i.name for i in proto.graph.input] == ["X", "h0", "c0"]
@@ -99,8 +123,9 @@ def test_graph_is_valid_and_dynamic():
 def test_round_trip_through_onnx_is_exact(kind, options):
     """fastrnn -> ONNX -> fastrnn.onnx.load: the same layer, bit for bit."""
     for batch_first in (False, True):
-        model = getattr(fr, kind)(3, 4, num_layers=2, bidirectional=True, batch_first=batch_first,
-                                  seed=2, **options)
+        model = getattr(fr, kind)(
+            3, 4, num_layers=2, bidirectional=True, batch_first=batch_first, seed=2, **options
+        )
         back = fr.onnx.load(fr.onnx.to_onnx(model).SerializeToString()).layer
         assert back is not None and back.config() == model.config()
         for name, value in model.state_dict().items():
@@ -114,8 +139,10 @@ def test_float64_export():
     proto = fr.onnx.to_onnx(model)
     x = rng.standard_normal((5, 2, 3))
     want = outputs_of(model, x, None)
-    for got in (ReferenceEvaluator(proto).run(None, {"X": x}),
-                fr.onnx.load(proto).run(None, {"X": x})):
+    for got in (
+        ReferenceEvaluator(proto).run(None, {"X": x}),
+        fr.onnx.load(proto).run(None, {"X": x}),
+    ):
         for g, w in zip(got, want):
             assert g.dtype == np.float64 and rel_err(g, w) < 1e-12
 
@@ -127,7 +154,8 @@ def test_torch_to_fastrnn_to_onnxruntime():
     with torch.no_grad():
         want = module(x)
     got = session(fr.onnx.to_onnx(fr.from_torch(module)).SerializeToString()).run(
-        None, {"X": x.numpy()})
+        None, {"X": x.numpy()}
+    )
     for g, w in zip(got, [want[0], *want[1]]):
         assert rel_err(g, w.numpy()) < 1e-5
 

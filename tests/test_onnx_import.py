@@ -14,6 +14,7 @@ onnxruntime, onnx's ReferenceEvaluator and PyTorch.
     PyTorch and onnxruntime; model.layer and its stream;
 (d) the glue operators, the run() API, and hostile files.
 """
+
 import glob
 import importlib
 import os
@@ -61,16 +62,21 @@ def ort_session(data):
 # (a) conformance cases
 # --------------------------------------------------------------------------
 
+
 def _conformance_cases():
     """name -> (model bytes, [(feeds, expected outputs)])."""
     data_dir = os.path.join(os.path.dirname(onnx.backend.test.__file__), "data", "node")
     cases = {}
-    dirs = [d for d in sorted(glob.glob(os.path.join(data_dir, "test_*")))
-            if os.path.basename(d).startswith(PREFIXES) and "_expanded" not in d]
+    dirs = [
+        d
+        for d in sorted(glob.glob(os.path.join(data_dir, "test_*")))
+        if os.path.basename(d).startswith(PREFIXES) and "_expanded" not in d
+    ]
     for d in dirs:
         model = onnx.load(os.path.join(d, "model.onnx"))
         sets = []
         for ds in sorted(glob.glob(os.path.join(d, "test_data_set_*"))):
+
             def read(kind, infos):
                 out = []
                 for j in range(len(infos)):
@@ -79,28 +85,41 @@ def _conformance_cases():
                         t.ParseFromString(f.read())
                     out.append(numpy_helper.to_array(t))
                 return out
+
             sets.append((read("input", model.graph.input), read("output", model.graph.output)))
         cases[os.path.basename(d)] = (model, sets)
-    if not cases:                       # this onnx wheel ships no data folder
+    if not cases:  # this onnx wheel ships no data folder
         import onnx.backend.test.case.node as node_cases
+
         for op in ("lstm", "gru", "rnn"):
             importlib.import_module(f"onnx.backend.test.case.node.{op}")
         for case in node_cases._NodeTestCases:
             if case.name.startswith(PREFIXES):
                 cases[case.name] = (case.model, [(list(i), list(o)) for i, o in case.data_sets])
-    return {name: (model.SerializeToString(), [
-        (dict(zip([i.name for i in model.graph.input], ins)), outs) for ins, outs in sets])
-        for name, (model, sets) in cases.items()}
+    return {
+        name: (
+            model.SerializeToString(),
+            [(dict(zip([i.name for i in model.graph.input], ins)), outs) for ins, outs in sets],
+        )
+        for name, (model, sets) in cases.items()
+    }
 
 
 CASES = _conformance_cases()
 
 
 def test_conformance_cases_found():
-    assert {"test_lstm_defaults", "test_lstm_with_peepholes", "test_lstm_batchwise",
-            "test_gru_defaults", "test_gru_seq_length", "test_gru_batchwise",
-            "test_simple_rnn_defaults", "test_rnn_seq_length",
-            "test_simple_rnn_batchwise"} <= set(CASES)
+    assert {
+        "test_lstm_defaults",
+        "test_lstm_with_peepholes",
+        "test_lstm_batchwise",
+        "test_gru_defaults",
+        "test_gru_seq_length",
+        "test_gru_batchwise",
+        "test_simple_rnn_defaults",
+        "test_rnn_seq_length",
+        "test_simple_rnn_batchwise",
+    } <= set(CASES)
 
 
 @pytest.mark.parametrize("name", sorted(CASES))
@@ -119,28 +138,49 @@ def test_conformance(name):
 # (b) random single nodes
 # --------------------------------------------------------------------------
 
+
 def node_model(op, attrs, feeds, n_out, opset=14, constant=()):
     """A one-node model; the feeds named in `constant` become initializers."""
     n = max(SLOTS.index(k) for k in feeds) + 1
     inputs = [k if k in feeds else "" for k in SLOTS[:n]]
     outputs = ["Y", "Y_h", "Y_c"][:n_out]
     node = helper.make_node(op, inputs, outputs, **attrs)
-    graph_inputs = [helper.make_tensor_value_info(k, helper.np_dtype_to_tensor_dtype(
-        feeds[k].dtype), feeds[k].shape) for k in inputs if k and k not in constant]
+    graph_inputs = [
+        helper.make_tensor_value_info(
+            k, helper.np_dtype_to_tensor_dtype(feeds[k].dtype), feeds[k].shape
+        )
+        for k in inputs
+        if k and k not in constant
+    ]
     inits = [numpy_helper.from_array(feeds[k], k) for k in constant]
     elem = helper.np_dtype_to_tensor_dtype(feeds["X"].dtype)
-    graph = helper.make_graph([node], "node", graph_inputs,
-                              [helper.make_tensor_value_info(o, elem, None) for o in outputs],
-                              inits)
+    graph = helper.make_graph(
+        [node],
+        "node",
+        graph_inputs,
+        [helper.make_tensor_value_info(o, elem, None) for o in outputs],
+        inits,
+    )
     model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", opset)])
     model.ir_version = 8
     return model.SerializeToString()
 
 
-BOUNDED_GATES = [("Sigmoid", 0, 0), ("HardSigmoid", 1, 1), ("Tanh", 0, 0), ("Softsign", 0, 0),
-                 ("ScaledTanh", 1, 1)]
-ANY = BOUNDED_GATES + [("Relu", 0, 0), ("Affine", 1, 1), ("LeakyRelu", 1, 0),
-                       ("ThresholdedRelu", 1, 0), ("Elu", 1, 0), ("Softplus", 0, 0)]
+BOUNDED_GATES = [
+    ("Sigmoid", 0, 0),
+    ("HardSigmoid", 1, 1),
+    ("Tanh", 0, 0),
+    ("Softsign", 0, 0),
+    ("ScaledTanh", 1, 1),
+]
+ANY = BOUNDED_GATES + [
+    ("Relu", 0, 0),
+    ("Affine", 1, 1),
+    ("LeakyRelu", 1, 0),
+    ("ThresholdedRelu", 1, 0),
+    ("Elu", 1, 0),
+    ("Softplus", 0, 0),
+]
 
 
 def random_node(rng, op, direction, features, T=None, B=None):
@@ -152,9 +192,11 @@ def random_node(rng, op, direction, features, T=None, B=None):
     I, H = int(rng.integers(1, 6)), int(rng.integers(1, 7))
     f32 = np.float32
     attrs = dict(hidden_size=H, direction=direction)
-    feeds = {"X": rng.standard_normal((T, B, I)).astype(f32),
-             "W": rng.uniform(-1, 1, (D, G * H, I)).astype(f32),
-             "R": rng.uniform(-1, 1, (D, G * H, H)).astype(f32)}
+    feeds = {
+        "X": rng.standard_normal((T, B, I)).astype(f32),
+        "W": rng.uniform(-1, 1, (D, G * H, I)).astype(f32),
+        "R": rng.uniform(-1, 1, (D, G * H, H)).astype(f32),
+    }
     if rng.random() < 0.8:
         feeds["B"] = rng.uniform(-1, 1, (D, 2 * G * H)).astype(f32)
     if rng.random() < 0.6:
@@ -181,9 +223,12 @@ def random_node(rng, op, direction, features, T=None, B=None):
         acts = []
         for _ in range(D):
             for k in range(N_ACTS[op]):
-                gate = k == 0 and op != "RNN"       # f: a gate, keep it bounded
-                acts.append(BOUNDED_GATES[rng.integers(len(BOUNDED_GATES))] if gate
-                            else ANY[rng.integers(len(ANY))])
+                gate = k == 0 and op != "RNN"  # f: a gate, keep it bounded
+                acts.append(
+                    BOUNDED_GATES[rng.integers(len(BOUNDED_GATES))]
+                    if gate
+                    else ANY[rng.integers(len(ANY))]
+                )
         attrs["activations"] = [a[0] for a in acts]
         # explicit alpha / beta for every function that takes them: onnxruntime
         # departs from the ONNX defaults for some (see fastrnn.onnx)
@@ -232,9 +277,8 @@ def test_all_attributes_vs_onnxruntime(op, direction):
         attrs, feeds = random_node(rng, op, direction, "all")
         n_out = 3 if op == "LSTM" else 2
         expected = ort_session(node_model(op, attrs, feeds, n_out)).run(None, feeds)
-        if not all(np.all(np.isfinite(e)) and np.max(np.abs(e), initial=0) < 1e3
-                   for e in expected):
-            continue        # an unbounded activation blew up (float32 overflow in ORT)
+        if not all(np.all(np.isfinite(e)) and np.max(np.abs(e), initial=0) < 1e3 for e in expected):
+            continue  # an unbounded activation blew up (float32 overflow in ORT)
         check_vs_ort(op, attrs, feeds)
         checked += 1
 
@@ -247,8 +291,9 @@ def test_engine_equals_numpy_fallback(op):
     for direction in ("forward", "reverse", "bidirectional"):
         for _ in range(6):
             attrs, feeds = random_node(rng, op, direction, "engine")
-            feeds = {k: v.astype(np.float64) if v.dtype == np.float32 else v
-                     for k, v in feeds.items()}
+            feeds = {
+                k: v.astype(np.float64) if v.dtype == np.float32 else v for k, v in feeds.items()
+            }
             node = recurrent.RecurrentNode(op, attrs, "test")
             assert node.engine
             ins = [feeds.get(k) for k in SLOTS]
@@ -301,7 +346,8 @@ def test_layout_1_all_attributes_vs_onnxruntime_transposed(op):
                 if k in feeds:
                     t_feeds[k] = feeds[k].transpose(1, 0, 2).copy()
             got = fr.onnx.load(node_model(op, dict(attrs, layout=1), t_feeds, n_out)).run(
-                None, t_feeds)
+                None, t_feeds
+            )
             assert scaled_err(got[0], expected[0].transpose(2, 0, 1, 3)) < 1e-4
             for g, e in zip(got[1:], expected[1:]):
                 assert scaled_err(g, e.transpose(1, 0, 2)) < 1e-4
@@ -313,11 +359,18 @@ def test_optional_outputs_omitted():
     full = fr.onnx.load(node_model("LSTM", attrs, feeds, 3)).run(None, feeds)
     n = max(SLOTS.index(k) for k in feeds) + 1
     for outputs in (["", "Y_h"], ["", "", "Y_c"], ["Y"], ["Y", "", "Y_c"]):
-        node = helper.make_node("LSTM", [k if k in feeds else "" for k in SLOTS[:n]], outputs,
-                                **attrs)
-        graph = helper.make_graph([node], "g", [helper.make_tensor_value_info(
-            k, helper.np_dtype_to_tensor_dtype(v.dtype), v.shape) for k, v in feeds.items()],
-            [helper.make_tensor_value_info(o, TensorProto.FLOAT, None) for o in outputs if o])
+        node = helper.make_node(
+            "LSTM", [k if k in feeds else "" for k in SLOTS[:n]], outputs, **attrs
+        )
+        graph = helper.make_graph(
+            [node],
+            "g",
+            [
+                helper.make_tensor_value_info(k, helper.np_dtype_to_tensor_dtype(v.dtype), v.shape)
+                for k, v in feeds.items()
+            ],
+            [helper.make_tensor_value_info(o, TensorProto.FLOAT, None) for o in outputs if o],
+        )
         data = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 14)])
         got = fr.onnx.load(data).run(None, feeds)
         want = [full[k] for k, o in enumerate(outputs) if o]
@@ -328,12 +381,22 @@ def test_optional_outputs_omitted():
 def test_onnx_default_alpha_beta():
     """Missing alpha / beta take the ONNX operators' defaults."""
     acts = recurrent.parse_activations(
-        "LSTM", ["Affine", "ThresholdedRelu", "ScaledTanh", "LeakyRelu", "HardSigmoid", "Elu"],
-        None, None, 2, "test")
+        "LSTM",
+        ["Affine", "ThresholdedRelu", "ScaledTanh", "LeakyRelu", "HardSigmoid", "Elu"],
+        None,
+        None,
+        2,
+        "test",
+    )
     got = [(a.name, a.alpha, a.beta) for d in acts for a in d]
-    assert got == [("affine", 1.0, 0.0), ("thresholdedrelu", 1.0, None),
-                   ("scaledtanh", 1.0, 1.0), ("leakyrelu", 0.01, None),
-                   ("hardsigmoid", 0.2, 0.5), ("elu", 1.0, None)]
+    assert got == [
+        ("affine", 1.0, 0.0),
+        ("thresholdedrelu", 1.0, None),
+        ("scaledtanh", 1.0, 1.0),
+        ("leakyrelu", 0.01, None),
+        ("hardsigmoid", 0.2, 0.5),
+        ("elu", 1.0, None),
+    ]
     # consumed in order by the functions that take them
     acts = recurrent.parse_activations("GRU", ["Tanh", "LeakyRelu"], [0.3], [], 1, "test")
     assert acts[0][1].alpha == 0.3
@@ -342,6 +405,7 @@ def test_onnx_default_alpha_beta():
 # --------------------------------------------------------------------------
 # (c) torch.onnx.export
 # --------------------------------------------------------------------------
+
 
 class Head(torch.nn.Module):
     def __init__(self, rnn, head):
@@ -363,7 +427,7 @@ class Head(torch.nn.Module):
 
 def export(module, x, state, opset, path):
     lstm = isinstance(module.rnn, torch.nn.LSTM)
-    names = ["x"] + (["h0", "c0"][:len(state)])
+    names = ["x"] + (["h0", "c0"][: len(state)])
     time, batch = (1, 0) if module.rnn.batch_first else (0, 1)
     axes = {"x": {time: "T", batch: "B"}}
     axes.update({n: {1: "B"} for n in names[1:]})
@@ -371,8 +435,16 @@ def export(module, x, state, opset, path):
     axes.update({"y": {time: "T", batch: "B"}, "h_n": {1: "B"}})
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
-        torch.onnx.export(module, (x, *state), path, input_names=names, output_names=outs,
-                          dynamic_axes=axes, opset_version=opset, dynamo=False)
+        torch.onnx.export(
+            module,
+            (x, *state),
+            path,
+            input_names=names,
+            output_names=outs,
+            dynamic_axes=axes,
+            opset_version=opset,
+            dynamo=False,
+        )
     return path
 
 
@@ -388,12 +460,19 @@ TORCH_CASES = [
 ]
 
 
-@pytest.mark.parametrize("cls,L,bidir,batch_first,bias,head,with_state,opset", TORCH_CASES,
-                         ids=[f"{c[0].__name__}-L{c[1]}-{'bi' if c[2] else 'uni'}"
-                              f"{'-bf' if c[3] else ''}{'-head' if c[5] else ''}"
-                              f"{'-state' if c[6] else ''}-op{c[7]}" for c in TORCH_CASES])
-def test_torch_export_vs_torch_and_onnxruntime(tmp_path, cls, L, bidir, batch_first, bias,
-                                               head, with_state, opset):
+@pytest.mark.parametrize(
+    "cls,L,bidir,batch_first,bias,head,with_state,opset",
+    TORCH_CASES,
+    ids=[
+        f"{c[0].__name__}-L{c[1]}-{'bi' if c[2] else 'uni'}"
+        f"{'-bf' if c[3] else ''}{'-head' if c[5] else ''}"
+        f"{'-state' if c[6] else ''}-op{c[7]}"
+        for c in TORCH_CASES
+    ],
+)
+def test_torch_export_vs_torch_and_onnxruntime(
+    tmp_path, cls, L, bidir, batch_first, bias, head, with_state, opset
+):
     torch.manual_seed(L + 10 * bidir + 100 * batch_first)
     kw = dict(nonlinearity="relu") if cls is torch.nn.RNN and not bidir else {}
     rnn = cls(5, 7, num_layers=L, bidirectional=bidir, batch_first=batch_first, bias=bias, **kw)
@@ -408,7 +487,7 @@ def test_torch_export_vs_torch_and_onnxruntime(tmp_path, cls, L, bidir, batch_fi
     path = export(module, *inputs(4, 2), opset, str(tmp_path / "m.onnx"))
     model = fr.onnx.load(path)
     session = ort_session(path)
-    for T, B in ((6, 3), (1, 1), (9, 5)):           # other sizes than exported with
+    for T, B in ((6, 3), (1, 1), (9, 5)):  # other sizes than exported with
         x, state = inputs(T, B)
         with torch.no_grad():
             want = [t.numpy() for t in module(x, *state)]
@@ -424,8 +503,12 @@ def test_torch_export_vs_torch_and_onnxruntime(tmp_path, cls, L, bidir, batch_fi
     # the recurrent stack as one fastrnn layer, equal to the torch module's
     layer = model.layer
     assert layer is not None
-    assert (layer.num_layers, layer.bidirectional, layer.batch_first, layer.bias) == \
-        (L, bidir, batch_first, bias)
+    assert (layer.num_layers, layer.bidirectional, layer.batch_first, layer.bias) == (
+        L,
+        bidir,
+        batch_first,
+        bias,
+    )
     ref = fr.from_torch(rnn)
     for name, value in ref.state_dict().items():
         np.testing.assert_array_equal(layer.state_dict()[name], value)
@@ -451,14 +534,12 @@ def weights(feeds):
 def test_layer_none_when_not_one_stack():
     rng = np.random.default_rng(1)
     attrs, feeds = random_node(rng, "LSTM", "reverse", "engine")
-    assert fr.onnx.load(node_model("LSTM", attrs, feeds, 3, constant=weights(feeds))).layer \
-        is None
+    assert fr.onnx.load(node_model("LSTM", attrs, feeds, 3, constant=weights(feeds))).layer is None
     attrs, feeds = random_node(rng, "LSTM", "forward", "engine")
     # weights fed at run time: no fixed layer
     assert fr.onnx.load(node_model("LSTM", attrs, feeds, 3)).layer is None
-    attrs["clip"] = 1.0                                       # fallback node
-    assert fr.onnx.load(node_model("LSTM", attrs, feeds, 3, constant=weights(feeds))).layer \
-        is None
+    attrs["clip"] = 1.0  # fallback node
+    assert fr.onnx.load(node_model("LSTM", attrs, feeds, 3, constant=weights(feeds))).layer is None
     del attrs["clip"]
     layer = fr.onnx.load(node_model("LSTM", attrs, feeds, 3, constant=weights(feeds))).layer
     assert isinstance(layer, fr.LSTM) and layer.num_layers == 1
@@ -469,12 +550,18 @@ def test_layer_none_when_not_one_stack():
 # (d) glue operators and the run() API
 # --------------------------------------------------------------------------
 
+
 def graph_model(nodes, inputs, outputs, inits=(), opset=14):
     graph = helper.make_graph(
-        nodes, "g", [helper.make_tensor_value_info(n, helper.np_dtype_to_tensor_dtype(a.dtype),
-                                                   a.shape) for n, a in inputs.items()],
+        nodes,
+        "g",
+        [
+            helper.make_tensor_value_info(n, helper.np_dtype_to_tensor_dtype(a.dtype), a.shape)
+            for n, a in inputs.items()
+        ],
         [helper.make_tensor_value_info(o, TensorProto.FLOAT, None) for o in outputs],
-        [numpy_helper.from_array(np.asarray(v), k) for k, v in dict(inits).items()])
+        [numpy_helper.from_array(np.asarray(v), k) for k, v in dict(inits).items()],
+    )
     model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", opset)])
     model.ir_version = 8
     return model.SerializeToString()
@@ -486,47 +573,85 @@ def i64(*v):
 
 X = np.random.default_rng(0).standard_normal((4, 3, 5)).astype(np.float32)
 GLUE = {
-    "slice-neg-step": ([helper.make_node("Slice", ["x", "s", "e", "a", "st"], ["y"])],
-                       dict(s=i64(-1, 4), e=i64(-100, 0), a=i64(0, 2), st=i64(-2, -1)), 14),
-    "slice-attrs-v9": ([helper.make_node("Slice", ["x"], ["y"], starts=[1], ends=[1000],
-                                         axes=[1])], {}, 9),
-    "squeeze-unsqueeze-attrs-v11": ([helper.make_node("Unsqueeze", ["x"], ["u"], axes=[0, 3]),
-                                     helper.make_node("Squeeze", ["u"], ["y"], axes=[0])],
-                                    {}, 11),
-    "squeeze-unsqueeze-inputs": ([helper.make_node("Unsqueeze", ["x", "a"], ["u"]),
-                                  helper.make_node("Squeeze", ["u", "a"], ["y"])],
-                                 dict(a=i64(-1)), 14),
+    "slice-neg-step": (
+        [helper.make_node("Slice", ["x", "s", "e", "a", "st"], ["y"])],
+        dict(s=i64(-1, 4), e=i64(-100, 0), a=i64(0, 2), st=i64(-2, -1)),
+        14,
+    ),
+    "slice-attrs-v9": (
+        [helper.make_node("Slice", ["x"], ["y"], starts=[1], ends=[1000], axes=[1])],
+        {},
+        9,
+    ),
+    "squeeze-unsqueeze-attrs-v11": (
+        [
+            helper.make_node("Unsqueeze", ["x"], ["u"], axes=[0, 3]),
+            helper.make_node("Squeeze", ["u"], ["y"], axes=[0]),
+        ],
+        {},
+        11,
+    ),
+    "squeeze-unsqueeze-inputs": (
+        [
+            helper.make_node("Unsqueeze", ["x", "a"], ["u"]),
+            helper.make_node("Squeeze", ["u", "a"], ["y"]),
+        ],
+        dict(a=i64(-1)),
+        14,
+    ),
     "shape-gather-concat-cos-expand": (
-        [helper.make_node("Shape", ["x"], ["s"]),
-         helper.make_node("Gather", ["s", "i"], ["b"], axis=0),
-         helper.make_node("Concat", ["one", "b", "h"], ["shape"], axis=0),
-         helper.make_node("ConstantOfShape", ["shape"], ["z"],
-                          value=numpy_helper.from_array(np.array([0.5], np.float32))),
-         helper.make_node("Expand", ["z", "e"], ["y"])],
-        dict(i=i64(1), one=i64(1), h=i64(7), e=i64(2, 1, 1, 1)), 14),
+        [
+            helper.make_node("Shape", ["x"], ["s"]),
+            helper.make_node("Gather", ["s", "i"], ["b"], axis=0),
+            helper.make_node("Concat", ["one", "b", "h"], ["shape"], axis=0),
+            helper.make_node(
+                "ConstantOfShape",
+                ["shape"],
+                ["z"],
+                value=numpy_helper.from_array(np.array([0.5], np.float32)),
+            ),
+            helper.make_node("Expand", ["z", "e"], ["y"]),
+        ],
+        dict(i=i64(1), one=i64(1), h=i64(7), e=i64(2, 1, 1, 1)),
+        14,
+    ),
     "transpose-reshape-matmul-add-softmax": (
-        [helper.make_node("Transpose", ["x"], ["t"], perm=[1, 0, 2]),
-         helper.make_node("Reshape", ["t", "shape"], ["r"]),
-         helper.make_node("MatMul", ["r", "w"], ["m"]),
-         helper.make_node("Add", ["m", "b"], ["a"]),
-         helper.make_node("Softmax", ["a"], ["y"], axis=1)],
-        dict(shape=i64(0, -1), w=np.ones((20, 3), np.float32) / 7,
-             b=np.arange(3, dtype=np.float32)), 14),
+        [
+            helper.make_node("Transpose", ["x"], ["t"], perm=[1, 0, 2]),
+            helper.make_node("Reshape", ["t", "shape"], ["r"]),
+            helper.make_node("MatMul", ["r", "w"], ["m"]),
+            helper.make_node("Add", ["m", "b"], ["a"]),
+            helper.make_node("Softmax", ["a"], ["y"], axis=1),
+        ],
+        dict(
+            shape=i64(0, -1), w=np.ones((20, 3), np.float32) / 7, b=np.arange(3, dtype=np.float32)
+        ),
+        14,
+    ),
     "softmax-v11-coerced": ([helper.make_node("Softmax", ["x"], ["y"], axis=1)], {}, 11),
     "gemm-transb-relu-sigmoid-tanh": (
-        [helper.make_node("Flatten", ["x"], ["f"], axis=1),
-         helper.make_node("Gemm", ["f", "w", "c"], ["g"], transB=1, alpha=0.5, beta=2.0),
-         helper.make_node("Relu", ["g"], ["r"]), helper.make_node("Sigmoid", ["r"], ["s"]),
-         helper.make_node("Tanh", ["s"], ["y"])],
-        dict(w=np.ones((2, 15), np.float32), c=np.array([1, -1], np.float32)), 14),
+        [
+            helper.make_node("Flatten", ["x"], ["f"], axis=1),
+            helper.make_node("Gemm", ["f", "w", "c"], ["g"], transB=1, alpha=0.5, beta=2.0),
+            helper.make_node("Relu", ["g"], ["r"]),
+            helper.make_node("Sigmoid", ["r"], ["s"]),
+            helper.make_node("Tanh", ["s"], ["y"]),
+        ],
+        dict(w=np.ones((2, 15), np.float32), c=np.array([1, -1], np.float32)),
+        14,
+    ),
     "split-cast-identity-mul": (
-        [helper.make_node("Split", ["x", "sp"], ["p", "q"], axis=2),
-         helper.make_node("Cast", ["p"], ["pc"], to=TensorProto.DOUBLE),
-         helper.make_node("Cast", ["pc"], ["p32"], to=TensorProto.FLOAT),
-         helper.make_node("Identity", ["q"], ["qi"]),
-         helper.make_node("Slice", ["qi", "z", "two", "two"], ["q2"]),
-         helper.make_node("Mul", ["p32", "q2"], ["y"])],
-        dict(sp=i64(2, 3), z=i64(0), two=i64(2)), 14),
+        [
+            helper.make_node("Split", ["x", "sp"], ["p", "q"], axis=2),
+            helper.make_node("Cast", ["p"], ["pc"], to=TensorProto.DOUBLE),
+            helper.make_node("Cast", ["pc"], ["p32"], to=TensorProto.FLOAT),
+            helper.make_node("Identity", ["q"], ["qi"]),
+            helper.make_node("Slice", ["qi", "z", "two", "two"], ["q2"]),
+            helper.make_node("Mul", ["p32", "q2"], ["y"]),
+        ],
+        dict(sp=i64(2, 3), z=i64(0), two=i64(2)),
+        14,
+    ),
 }
 
 
@@ -556,17 +681,20 @@ def test_run_api():
     y, h = model.run(None, feeds)
     (h2,) = model.run(["Y_h"], feeds)
     np.testing.assert_array_equal(h, h2)
-    y3, _ = model.run(feeds)                          # short for run(None, feeds)
+    y3, _ = model.run(feeds)  # short for run(None, feeds)
     np.testing.assert_array_equal(y, y3)
     assert y.flags.writeable and "GRU" in repr(model)
 
 
-@pytest.mark.parametrize("feeds,match", [
-    (lambda x: {"X": x, "Q": x}, "'Q' is not an input"),
-    (lambda x: {}, "missing input"),
-    (lambda x: {"X": x.astype(np.float64)}, "expected dtype float32"),
-    (lambda x: {"X": x[0]}, "expected shape"),
-])
+@pytest.mark.parametrize(
+    "feeds,match",
+    [
+        (lambda x: {"X": x, "Q": x}, "'Q' is not an input"),
+        (lambda x: {}, "missing input"),
+        (lambda x: {"X": x.astype(np.float64)}, "expected dtype float32"),
+        (lambda x: {"X": x[0]}, "expected shape"),
+    ],
+)
 def test_run_refuses_bad_feeds(feeds, match):
     data, f = run_api_model()
     with pytest.raises(ValueError, match=match):
@@ -588,9 +716,11 @@ def test_run_refuses_unknown_output_and_bad_lengths():
 # hostile files
 # --------------------------------------------------------------------------
 
+
 def lstm_bytes():
-    return fr.onnx.to_onnx(fr.LSTM(3, 4, num_layers=2, bidirectional=True, seed=0),
-                           initial_state=True).SerializeToString()
+    return fr.onnx.to_onnx(
+        fr.LSTM(3, 4, num_layers=2, bidirectional=True, seed=0), initial_state=True
+    ).SerializeToString()
 
 
 def test_truncated_bytes():
@@ -614,29 +744,58 @@ def test_garbage_bytes_and_paths(tmp_path):
 def lstm_with(W, R, hidden_size=4):
     """A one-node LSTM whose W and R initializers are the given TensorProtos."""
     node = helper.make_node("LSTM", ["X", "W", "R"], ["Y"], hidden_size=hidden_size)
-    graph = helper.make_graph([node], "g", [helper.make_tensor_value_info(
-        "X", TensorProto.FLOAT, [None, None, 3])], [helper.make_tensor_value_info(
-            "Y", TensorProto.FLOAT, None)], [W, R])
-    return helper.make_model(graph, opset_imports=[helper.make_opsetid("", 14)]) \
-        .SerializeToString()
+    graph = helper.make_graph(
+        [node],
+        "g",
+        [helper.make_tensor_value_info("X", TensorProto.FLOAT, [None, None, 3])],
+        [helper.make_tensor_value_info("Y", TensorProto.FLOAT, None)],
+        [W, R],
+    )
+    return helper.make_model(graph, opset_imports=[helper.make_opsetid("", 14)]).SerializeToString()
 
 
 R_OK = numpy_helper.from_array(np.zeros((1, 16, 4), np.float32), "R")
 W_OK = numpy_helper.from_array(np.zeros((1, 16, 3), np.float32), "W")
 
 
-@pytest.mark.parametrize("data,match", [
-    (lambda: lstm_with(TensorProto(name="W", data_type=TensorProto.FLOAT,
-                                   dims=[1, 2**40, 2**20], raw_data=b"\0" * 16), R_OK),
-     "over fastrnn's limit"),
-    (lambda: lstm_with(TensorProto(name="W", data_type=TensorProto.FLOAT,
-                                   dims=[1, 2**20, 2**10], float_data=[0.0] * 4), R_OK),
-     "declares shape"),
-    (lambda: lstm_with(W_OK, R_OK, hidden_size=2**40), "hidden_size attribute 1099511627776"),
-    (lambda: lstm_with(W_OK, TensorProto(name="R", data_type=TensorProto.FLOAT,
-                                         dims=[1, 4 * 2**40, 2**40]), hidden_size=2**40),
-     "over fastrnn's limit"),
-])
+@pytest.mark.parametrize(
+    "data,match",
+    [
+        (
+            lambda: lstm_with(
+                TensorProto(
+                    name="W",
+                    data_type=TensorProto.FLOAT,
+                    dims=[1, 2**40, 2**20],
+                    raw_data=b"\0" * 16,
+                ),
+                R_OK,
+            ),
+            "over fastrnn's limit",
+        ),
+        (
+            lambda: lstm_with(
+                TensorProto(
+                    name="W",
+                    data_type=TensorProto.FLOAT,
+                    dims=[1, 2**20, 2**10],
+                    float_data=[0.0] * 4,
+                ),
+                R_OK,
+            ),
+            "declares shape",
+        ),
+        (lambda: lstm_with(W_OK, R_OK, hidden_size=2**40), "hidden_size attribute 1099511627776"),
+        (
+            lambda: lstm_with(
+                W_OK,
+                TensorProto(name="R", data_type=TensorProto.FLOAT, dims=[1, 4 * 2**40, 2**40]),
+                hidden_size=2**40,
+            ),
+            "over fastrnn's limit",
+        ),
+    ],
+)
 def test_oversized_is_refused_before_allocation(data, match):
     data = data()
     tracemalloc.start()
@@ -665,8 +824,9 @@ def test_wrong_dtypes():
     with pytest.raises(ValueError, match="input W: expected float16, float32 or float64"):
         fr.onnx.load(lstm_with(W64, R_OK))
     Wd = numpy_helper.from_array(np.zeros((1, 16, 3), np.float64), "W")
-    model = fr.onnx.load(lstm_with(Wd, numpy_helper.from_array(
-        np.zeros((1, 16, 4), np.float64), "R")))
+    model = fr.onnx.load(
+        lstm_with(Wd, numpy_helper.from_array(np.zeros((1, 16, 4), np.float64), "R"))
+    )
     with pytest.raises(ValueError, match="X has float32"):
         model.run(None, {"X": np.zeros((2, 1, 3), np.float32)})
     strings = TensorProto(name="W", data_type=TensorProto.STRING, dims=[1], string_data=[b"x"])
@@ -683,16 +843,24 @@ def test_wrong_dtypes():
 
 
 def test_cycle_and_unknown_ops():
-    cycle = [helper.make_node("Identity", ["b"], ["a"]), helper.make_node("Identity", ["a"], ["b"]),
-             helper.make_node("Add", ["x", "a"], ["y"])]
-    with pytest.raises(ValueError, match=r"cycle through node 0 \(Identity\), node 1 "
-                                         r"\(Identity\)$"):
+    cycle = [
+        helper.make_node("Identity", ["b"], ["a"]),
+        helper.make_node("Identity", ["a"], ["b"]),
+        helper.make_node("Add", ["x", "a"], ["y"]),
+    ]
+    with pytest.raises(
+        ValueError,
+        match=r"cycle through node 0 \(Identity\), node 1 "
+        r"\(Identity\)$",
+    ):
         fr.onnx.load(graph_model(cycle, {"x": X}, ["y"]))
     self_loop = [helper.make_node("Add", ["x", "y"], ["y"])]
     with pytest.raises(ValueError, match="cycle"):
         fr.onnx.load(graph_model(self_loop, {"x": X}, ["y"]))
-    unknown = [helper.make_node("Conv", ["x"], ["a"]),
-               helper.make_node("Foo", ["a"], ["y"], domain="com.example")]
+    unknown = [
+        helper.make_node("Conv", ["x"], ["a"]),
+        helper.make_node("Foo", ["a"], ["y"], domain="com.example"),
+    ]
     with pytest.raises(ValueError, match="unsupported ONNX operator.*Conv.*com.example:Foo"):
         fr.onnx.load(graph_model(unknown, {"x": X}, ["y"]))
     dangling = [helper.make_node("Add", ["x", "nowhere"], ["y"])]
@@ -714,25 +882,30 @@ def test_external_data_refused():
 
 def test_bad_attributes():
     rng = np.random.default_rng(6)
-    for attrs, match in ((dict(direction="sideways"), "direction"),
-                         (dict(layout=2), "layout"),
-                         (dict(activations=["Sigmoid", "Tanh", "Gelu"]), "unsupported activation"),
-                         (dict(activations=["Tanh"]), "activations: expected 3"),
-                         (dict(clip=-1.0), "clip"),
-                         (dict(foo=1), "unknown attribute")):
+    for attrs, match in (
+        (dict(direction="sideways"), "direction"),
+        (dict(layout=2), "layout"),
+        (dict(activations=["Sigmoid", "Tanh", "Gelu"]), "unsupported activation"),
+        (dict(activations=["Tanh"]), "activations: expected 3"),
+        (dict(clip=-1.0), "clip"),
+        (dict(foo=1), "unknown attribute"),
+    ):
         _, feeds = random_node(rng, "LSTM", "forward", "engine")
         with pytest.raises(ValueError, match=match):
-            fr.onnx.load(node_model("LSTM", dict(hidden_size=feeds["R"].shape[-1], **attrs),
-                                    feeds, 3))
+            fr.onnx.load(
+                node_model("LSTM", dict(hidden_size=feeds["R"].shape[-1], **attrs), feeds, 3)
+            )
 
 
 def test_import_fastrnn_needs_no_onnx():
     import subprocess
     import sys
-    code = ("import sys; sys.modules['onnx'] = None; sys.modules['torch'] = None\n"
-            "import numpy as np, fastrnn as fr\n"
-            "fr.LSTM(2, 3)(np.zeros((4, 1, 2), np.float32))\n"
-            "try:\n    fr.onnx.load(b'')\nexcept ImportError:\n    print('ok')\n")
-    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
-                         timeout=120)
+
+    code = (
+        "import sys; sys.modules['onnx'] = None; sys.modules['torch'] = None\n"
+        "import numpy as np, fastrnn as fr\n"
+        "fr.LSTM(2, 3)(np.zeros((4, 1, 2), np.float32))\n"
+        "try:\n    fr.onnx.load(b'')\nexcept ImportError:\n    print('ok')\n"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
     assert out.returncode == 0 and out.stdout.strip() == "ok", out.stderr

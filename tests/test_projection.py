@@ -7,18 +7,20 @@
 h0, h_n and y carry P features, c0 and c_n H. Checked against a float64
 NumPy reference written here, PyTorch (outputs and gradients), central
 finite differences, and the stream against the layer's own forward."""
+
 import warnings
 import zlib
 
 import numpy as np
 import pytest
 import torch
-from hypothesis import HealthCheck, given, settings, strategies as st
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+from test_gradcheck import check_gradients
 
 import fastrnn as fr
 from helpers import assert_close, rel_err
 from reference import lstm_cell
-from test_gradcheck import check_gradients
 
 warnings.filterwarnings("ignore", message="LSTM with projections is not supported with oneDNN")
 
@@ -42,7 +44,7 @@ def projected_lstm(params, x, h0, c0, lengths, num_layers, D, peephole=False):
             for bi in range(B):
                 h, c = hs[bi], cs[bi]
                 steps = range(lengths[bi])
-                for t in (reversed(steps) if d else steps):
+                for t in reversed(steps) if d else steps:
                     hraw, c = lstm_cell(inp[t, bi], h, c, w_ih, w_hh, b_ih, b_hh, p)
                     h = w_hr @ hraw
                     y[t, bi] = h
@@ -76,14 +78,23 @@ def test_forward_equals_the_reference(options, dtype):
     rng = np.random.default_rng(zlib.crc32(repr(options).encode()))
     model = fr.LSTM(5, 9, proj_size=4, dtype=dtype, seed=2, **options)
     if model.peephole:
-        model.load_state_dict({k: rng.uniform(-1, 1, v.shape) for k, v in
-                               model.state_dict().items() if "peep" in k}, strict=False)
+        model.load_state_dict(
+            {k: rng.uniform(-1, 1, v.shape) for k, v in model.state_dict().items() if "peep" in k},
+            strict=False,
+        )
     x, h0, c0 = random_inputs(rng, model, 7, 3, dtype)
     lengths = np.array([7, 2, 5])
     y, (h_n, c_n) = model(x, (h0, c0), lengths)
-    want = projected_lstm(model.state_dict(), x.astype(np.float64), h0.astype(np.float64),
-                          c0.astype(np.float64), lengths, model.num_layers,
-                          model.num_directions, model.peephole)
+    want = projected_lstm(
+        model.state_dict(),
+        x.astype(np.float64),
+        h0.astype(np.float64),
+        c0.astype(np.float64),
+        lengths,
+        model.num_layers,
+        model.num_directions,
+        model.peephole,
+    )
     assert y.shape == (7, 3, model.num_directions * 4) and h_n.shape[-1] == 4
     assert c_n.shape[-1] == 9
     for got, ref, what in zip((y, h_n, c_n), want, ("y", "h_n", "c_n")):
@@ -116,12 +127,13 @@ def test_outputs_and_gradients_equal_pytorch(options, dtype):
     y, (h_n, c_n), cache = model.forward(x, (h0, c0), lengths)
 
     xt, h0t, c0t = (torch.tensor(a, requires_grad=True) for a in (x, h0, c0))
-    packed = torch.nn.utils.rnn.pack_padded_sequence(xt, torch.tensor(lengths),
-                                                     batch_first=model.batch_first,
-                                                     enforce_sorted=False)
+    packed = torch.nn.utils.rnn.pack_padded_sequence(
+        xt, torch.tensor(lengths), batch_first=model.batch_first, enforce_sorted=False
+    )
     yp, (ht, ct) = module(packed, (h0t, c0t))
-    yt, _ = torch.nn.utils.rnn.pad_packed_sequence(yp, batch_first=model.batch_first,
-                                                   total_length=T)
+    yt, _ = torch.nn.utils.rnn.pad_packed_sequence(
+        yp, batch_first=model.batch_first, total_length=T
+    )
     tol = 1e-5 if dtype == np.float32 else 1e-12
     for got, want in ((y, yt), (h_n, ht), (c_n, ct)):
         assert rel_err(got, want.detach().numpy()) < tol
@@ -129,8 +141,11 @@ def test_outputs_and_gradients_equal_pytorch(options, dtype):
     dy, dh, dc = (rng.standard_normal(a.shape).astype(dtype) for a in (y, h_n, c_n))
     model.zero_grad()
     dx, (dh0, dc0) = model.backward(dy, cache, (dh, dc))
-    loss = (yt * torch.tensor(dy)).sum() + (ht * torch.tensor(dh)).sum() \
+    loss = (
+        (yt * torch.tensor(dy)).sum()
+        + (ht * torch.tensor(dh)).sum()
         + (ct * torch.tensor(dc)).sum()
+    )
     loss.backward()
     gtol = 1e-4 if dtype == np.float32 else 1e-10
     for got, want, what in ((dx, xt.grad, "dx"), (dh0, h0t.grad, "dh0"), (dc0, c0t.grad, "dc0")):
@@ -139,15 +154,19 @@ def test_outputs_and_gradients_equal_pytorch(options, dtype):
         assert rel_err(model.grads[name], p.grad.numpy()) < gtol, name
 
 
-@pytest.mark.parametrize("options", [dict(), dict(num_layers=2, bidirectional=True),
-                                     dict(peephole=True, batch_first=True)],
-                         ids=["plain", "2layers-bidir", "peephole-bf"])
+@pytest.mark.parametrize(
+    "options",
+    [dict(), dict(num_layers=2, bidirectional=True), dict(peephole=True, batch_first=True)],
+    ids=["plain", "2layers-bidir", "peephole-bf"],
+)
 def test_gradients_equal_finite_differences(options):
     rng = np.random.default_rng(zlib.crc32(repr(options).encode()))
     model = fr.LSTM(3, 4, proj_size=2, dtype=np.float64, seed=5, **options)
     if model.peephole:
-        model.load_state_dict({k: rng.uniform(-1, 1, v.shape) for k, v in
-                               model.state_dict().items() if "peep" in k}, strict=False)
+        model.load_state_dict(
+            {k: rng.uniform(-1, 1, v.shape) for k, v in model.state_dict().items() if "peep" in k},
+            strict=False,
+        )
     x, h0, c0 = random_inputs(rng, model, 4, 3, np.float64)
     if model.batch_first:
         x = np.ascontiguousarray(x.transpose(1, 0, 2))
@@ -234,21 +253,46 @@ def test_bad_configurations_and_states():
         fr.onnx.to_onnx(model)
 
 
-@settings(max_examples=300, deadline=None,
-          suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large])
-@given(st.integers(1, 4), st.integers(2, 40), st.data(), st.integers(1, 2), st.booleans(),
-       st.booleans(), st.booleans(), st.integers(0, 5), st.integers(0, 3), st.booleans(),
-       st.booleans(), st.sampled_from([np.float32, np.float64]), st.integers(1, 2),
-       st.integers(0, 2**32 - 1))
-def test_random_configurations(I, H, data, L, bidir, bias, batch_first, T, B, with_lengths,
-                               with_state, dtype, threads, seed):
+@settings(
+    max_examples=300,
+    deadline=None,
+    suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large],
+)
+@given(
+    st.integers(1, 4),
+    st.integers(2, 40),
+    st.data(),
+    st.integers(1, 2),
+    st.booleans(),
+    st.booleans(),
+    st.booleans(),
+    st.integers(0, 5),
+    st.integers(0, 3),
+    st.booleans(),
+    st.booleans(),
+    st.sampled_from([np.float32, np.float64]),
+    st.integers(1, 2),
+    st.integers(0, 2**32 - 1),
+)
+def test_random_configurations(
+    I, H, data, L, bidir, bias, batch_first, T, B, with_lengths, with_state, dtype, threads, seed
+):
     """Random sizes (T = 0 and B = 0 included), options, lengths, states and
     thread counts: the forward equals the reference, and the backward equals
     PyTorch's autograd on the same packed sequence."""
     P = data.draw(st.integers(1, H - 1))
     rng = np.random.default_rng(seed)
-    model = fr.LSTM(I, H, proj_size=P, num_layers=L, bidirectional=bidir, bias=bias,
-                    batch_first=batch_first, dtype=dtype, seed=seed % 1000)
+    model = fr.LSTM(
+        I,
+        H,
+        proj_size=P,
+        num_layers=L,
+        bidirectional=bidir,
+        bias=bias,
+        batch_first=batch_first,
+        dtype=dtype,
+        seed=seed % 1000,
+    )
     D = model.num_directions
     x, h0, c0 = random_inputs(rng, model, T, B, dtype)
     lengths = rng.integers(0, T + 1, size=B) if with_lengths else None
@@ -261,9 +305,14 @@ def test_random_configurations(I, H, data, L, bidir, bias, batch_first, T, B, wi
         if batch_first:
             y = y.transpose(1, 0, 2)
         zeros = (np.zeros_like(h0), np.zeros_like(c0))
-        want = projected_lstm(model.state_dict(), x.astype(np.float64),
-                              *(s.astype(np.float64) for s in (state or zeros)),
-                              [T] * B if lengths is None else lengths, L, D)
+        want = projected_lstm(
+            model.state_dict(),
+            x.astype(np.float64),
+            *(s.astype(np.float64) for s in (state or zeros)),
+            [T] * B if lengths is None else lengths,
+            L,
+            D,
+        )
         for got, ref, what in zip((y, h_n, c_n), want, ("y", "h_n", "c_n")):
             assert got.shape == ref.shape, what
             if got.size:
@@ -278,10 +327,10 @@ def test_random_configurations(I, H, data, L, bidir, bias, batch_first, T, B, wi
     module = fr.interop.to_torch(model)
     xt, h0t, c0t = (torch.tensor(a, requires_grad=True) for a in (x, h0, c0))
     if lengths is not None and lengths.max() == 0:
-        return                       # PyTorch cannot pack all-empty sequences
+        return  # PyTorch cannot pack all-empty sequences
     lens = torch.tensor(lengths if lengths is not None else [T] * B)
     if lengths is not None and (lengths == 0).any():
-        return                       # ... nor one empty sequence among others
+        return  # ... nor one empty sequence among others
     packed = torch.nn.utils.rnn.pack_padded_sequence(xt, lens, enforce_sorted=False)
     module.batch_first = False
     yp, _ = module(packed, (h0t, c0t) if with_state else None)

@@ -14,20 +14,49 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 import fastrnn  # noqa: F401  (collection fails loudly without it)
-from helpers import (DTYPE_IDS, DTYPES, KIND_IDS, KINDS, assert_close,
-                     random_lengths, random_params, random_state, split_state)
+from helpers import (
+    DTYPE_IDS,
+    DTYPES,
+    KIND_IDS,
+    KINDS,
+    assert_close,
+    random_lengths,
+    random_params,
+    random_state,
+    split_state,
+)
 from reference import cell_forward, layer_forward
 
 
-
-def check_layer(kind, dtype, rng, I, H, T, B, num_layers=1, bidirectional=False,
-                batch_first=False, bias=True, use_state=False, lengths=None,
-                weight_scale=None, unbatched=False):
+def check_layer(
+    kind,
+    dtype,
+    rng,
+    I,
+    H,
+    T,
+    B,
+    num_layers=1,
+    bidirectional=False,
+    batch_first=False,
+    bias=True,
+    use_state=False,
+    lengths=None,
+    weight_scale=None,
+    unbatched=False,
+):
     """Build a layer, run it and the reference on the same weights and input,
     and compare output and final states."""
-    layer = kind.layer(I, H, num_layers=num_layers, bias=bias,
-                       batch_first=batch_first, bidirectional=bidirectional,
-                       dtype=dtype, seed=int(rng.integers(2**31)))
+    layer = kind.layer(
+        I,
+        H,
+        num_layers=num_layers,
+        bias=bias,
+        batch_first=batch_first,
+        bidirectional=bidirectional,
+        dtype=dtype,
+        seed=int(rng.integers(2**31)),
+    )
     if weight_scale is not None:
         shapes = kind.layer_shapes(I, H, num_layers, bidirectional, bias)
         layer.load_state_dict(random_params(shapes, rng, weight_scale))
@@ -48,13 +77,15 @@ def check_layer(kind, dtype, rng, I, H, T, B, num_layers=1, bidirectional=False,
     state_before = None if state is None else [s.copy() for s in split_state(kind.mode, state)]
 
     y, state_n = layer(x, state, lengths=lengths)
-    y_ref, state_ref = layer_forward(kind.mode, params, x, state, lengths,
-                                     batch_first=batch_first, **kind.ref_kwargs)
+    y_ref, state_ref = layer_forward(
+        kind.mode, params, x, state, lengths, batch_first=batch_first, **kind.ref_kwargs
+    )
 
     assert isinstance(y, np.ndarray) and y.dtype == np.dtype(dtype)
     assert_close(y, y_ref, dtype, "y")
-    for got, want, name in zip(split_state(kind.mode, state_n),
-                               split_state(kind.mode, state_ref), ("h_n", "c_n")):
+    for got, want, name in zip(
+        split_state(kind.mode, state_n), split_state(kind.mode, state_ref), ("h_n", "c_n")
+    ):
         assert isinstance(got, np.ndarray) and got.dtype == np.dtype(dtype), name
         assert_close(got, want, dtype, name)
 
@@ -90,9 +121,22 @@ LAYER_CONFIGS = {
 def test_layer(kind, config, dtype):
     L, bi, bf, bias, use_state, lengths = LAYER_CONFIGS[config]
     rng = np.random.default_rng(zlib.crc32(f"{kind.name}/{config}".encode()))
-    check_layer(kind, dtype, rng, I=3, H=6, T=7, B=5, num_layers=L,
-                bidirectional=bi, batch_first=bf, bias=bias,
-                use_state=use_state, lengths=lengths, weight_scale=0.7)
+    check_layer(
+        kind,
+        dtype,
+        rng,
+        I=3,
+        H=6,
+        T=7,
+        B=5,
+        num_layers=L,
+        bidirectional=bi,
+        batch_first=bf,
+        bias=bias,
+        use_state=use_state,
+        lengths=lengths,
+        weight_scale=0.7,
+    )
 
 
 @pytest.mark.parametrize("dtype", DTYPES, ids=DTYPE_IDS)
@@ -101,8 +145,19 @@ def test_layer_default_init(kind, dtype):
     """The seeded initial weights, unchanged, through a 2-layer bidirectional
     layer with unsorted lengths."""
     rng = np.random.default_rng(7)
-    check_layer(kind, dtype, rng, I=4, H=5, T=6, B=4, num_layers=2,
-                bidirectional=True, use_state=True, lengths=[6, 2, 0, 4])
+    check_layer(
+        kind,
+        dtype,
+        rng,
+        I=4,
+        H=5,
+        T=6,
+        B=4,
+        num_layers=2,
+        bidirectional=True,
+        use_state=True,
+        lengths=[6, 2, 0, 4],
+    )
 
 
 @pytest.mark.parametrize("H", [1, 3, 7, 8, 9, 16, 17, 33, 64])
@@ -111,8 +166,19 @@ def test_hidden_sizes(kind, H):
     """Sizes around SIMD widths and block edges (tails of vector loops)."""
     rng = np.random.default_rng(H)
     for dtype in DTYPES:
-        check_layer(kind, dtype, rng, I=H + 2, H=H, T=5, B=3, bidirectional=True,
-                    use_state=True, lengths=[5, 3, 1], weight_scale=1.0 / np.sqrt(H))
+        check_layer(
+            kind,
+            dtype,
+            rng,
+            I=H + 2,
+            H=H,
+            T=5,
+            B=3,
+            bidirectional=True,
+            use_state=True,
+            lengths=[5, 3, 1],
+            weight_scale=1.0 / np.sqrt(H),
+        )
 
 
 @pytest.mark.parametrize("kind", KINDS, ids=KIND_IDS)
@@ -120,8 +186,19 @@ def test_long_sequence_large_batch(kind):
     rng = np.random.default_rng(3)
     lengths = random_lengths(rng, 32, 60)
     for dtype in DTYPES:
-        check_layer(kind, dtype, rng, I=20, H=24, T=60, B=32, num_layers=2,
-                    bidirectional=True, use_state=True, lengths=lengths)
+        check_layer(
+            kind,
+            dtype,
+            rng,
+            I=20,
+            H=24,
+            T=60,
+            B=32,
+            num_layers=2,
+            bidirectional=True,
+            use_state=True,
+            lengths=lengths,
+        )
 
 
 @pytest.mark.parametrize("kind", KINDS, ids=KIND_IDS)
@@ -129,14 +206,26 @@ def test_single_step_single_row(kind):
     rng = np.random.default_rng(11)
     for dtype in DTYPES:
         for lengths in (None, [1], [0]):
-            check_layer(kind, dtype, rng, I=2, H=3, T=1, B=1, num_layers=2,
-                        bidirectional=True, use_state=True, lengths=lengths,
-                        weight_scale=0.8)
+            check_layer(
+                kind,
+                dtype,
+                rng,
+                I=2,
+                H=3,
+                T=1,
+                B=1,
+                num_layers=2,
+                bidirectional=True,
+                use_state=True,
+                lengths=lengths,
+                weight_scale=0.8,
+            )
 
 
 # --------------------------------------------------------------------------
 # layers: random shapes and options
 # --------------------------------------------------------------------------
+
 
 @st.composite
 def layer_cases(draw):
@@ -164,8 +253,7 @@ def layer_cases(draw):
     )
 
 
-@settings(max_examples=120, deadline=None,
-          suppress_health_check=[HealthCheck.too_slow])
+@settings(max_examples=120, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(case=layer_cases())
 def test_layer_random(case):
     case = dict(case)
@@ -176,6 +264,7 @@ def test_layer_random(case):
 # --------------------------------------------------------------------------
 # lengths
 # --------------------------------------------------------------------------
+
 
 @pytest.mark.parametrize("dtype", DTYPES, ids=DTYPE_IDS)
 @pytest.mark.parametrize("kind", KINDS, ids=KIND_IDS)
@@ -194,8 +283,7 @@ def test_zero_length_rows(kind, dtype):
         np.testing.assert_array_equal(got[:, 1], s0[:, 1])
         np.testing.assert_array_equal(got[:, 3], s0[:, 3])
     # rows 0 and 2 are what they are on their own
-    state02_in = (tuple(s[:, [0, 2]] for s in state) if kind.mode == "lstm"
-                  else state[:, [0, 2]])
+    state02_in = tuple(s[:, [0, 2]] for s in state) if kind.mode == "lstm" else state[:, [0, 2]]
     y02, state02 = layer(x[:, [0, 2]], state02_in, lengths=[5, 3])
     assert_close(y[:, [0, 2]], y02, dtype, "y rows 0, 2")
     for got, want in zip(split_state(kind.mode, state_n), split_state(kind.mode, state02)):
@@ -220,8 +308,9 @@ def test_outputs_zero_past_length(kind, dtype):
 def test_full_lengths_equal_no_lengths(kind, dtype):
     rng = np.random.default_rng(8)
     T, B = 6, 3
-    layer = kind.layer(3, 5, num_layers=2, bidirectional=True, batch_first=True,
-                       dtype=dtype, seed=3)
+    layer = kind.layer(
+        3, 5, num_layers=2, bidirectional=True, batch_first=True, dtype=dtype, seed=3
+    )
     x = rng.standard_normal((B, T, 3)).astype(dtype)
     state = random_state(rng, kind.mode, (4, B, 5), dtype)
     y0, s0 = layer(x, state)
@@ -243,7 +332,7 @@ def test_lengths_row_order_does_not_matter(kind):
     lengths = np.array([3, 7, 0, 5, 1, 7])
     perm = rng.permutation(B)
     y, s = layer(x, state, lengths=lengths)
-    pstate = (tuple(a[:, perm] for a in state) if kind.mode == "lstm" else state[:, perm])
+    pstate = tuple(a[:, perm] for a in state) if kind.mode == "lstm" else state[:, perm]
     yp, sp = layer(x[:, perm], pstate, lengths=lengths[perm])
     assert_close(yp, y[:, perm], dtype, "y")
     for a, b in zip(split_state(kind.mode, sp), split_state(kind.mode, s)):
@@ -257,9 +346,13 @@ def test_lengths_container_types(kind):
     layer = kind.layer(2, 3, bidirectional=True, dtype=np.float64, seed=5)
     x = rng.standard_normal((5, 3, 2))
     ref_y, ref_s = layer(x, lengths=[5, 2, 0])
-    for lengths in ((5, 2, 0), np.array([5, 2, 0], np.int32),
-                    np.array([5, 2, 0], np.int64), np.array([5, 2, 0], np.uint8),
-                    [np.int64(5), np.int32(2), 0]):
+    for lengths in (
+        (5, 2, 0),
+        np.array([5, 2, 0], np.int32),
+        np.array([5, 2, 0], np.int64),
+        np.array([5, 2, 0], np.uint8),
+        [np.int64(5), np.int32(2), 0],
+    ):
         y, s = layer(x, lengths=lengths)
         np.testing.assert_array_equal(y, ref_y)
         for a, b in zip(split_state(kind.mode, s), split_state(kind.mode, ref_s)):
@@ -270,16 +363,28 @@ def test_lengths_container_types(kind):
 # unbatched input
 # --------------------------------------------------------------------------
 
+
 @pytest.mark.parametrize("dtype", DTYPES, ids=DTYPE_IDS)
 @pytest.mark.parametrize("kind", KINDS, ids=KIND_IDS)
 def test_unbatched(kind, dtype):
     rng = np.random.default_rng(12)
     for batch_first in (False, True):
         for use_state in (False, True):
-            y, s = check_layer(kind, dtype, rng, I=3, H=4, T=6, B=None,
-                               num_layers=2, bidirectional=True,
-                               batch_first=batch_first, use_state=use_state,
-                               unbatched=True, weight_scale=0.6)
+            y, s = check_layer(
+                kind,
+                dtype,
+                rng,
+                I=3,
+                H=4,
+                T=6,
+                B=None,
+                num_layers=2,
+                bidirectional=True,
+                batch_first=batch_first,
+                use_state=use_state,
+                unbatched=True,
+                weight_scale=0.6,
+            )
             assert y.shape == (6, 8)
             for part in split_state(kind.mode, s):
                 assert part.shape == (4, 4)
@@ -304,6 +409,7 @@ def test_unbatched_equals_batch_of_one(kind):
 # shapes and keyword use
 # --------------------------------------------------------------------------
 
+
 @pytest.mark.parametrize("kind", KINDS, ids=KIND_IDS)
 def test_output_shapes(kind):
     I, H, T, B = 3, 4, 5, 2
@@ -311,8 +417,7 @@ def test_output_shapes(kind):
         for bi in (False, True):
             D = 2 if bi else 1
             for bf in (False, True):
-                layer = kind.layer(I, H, num_layers=L, bidirectional=bi,
-                                   batch_first=bf, seed=0)
+                layer = kind.layer(I, H, num_layers=L, bidirectional=bi, batch_first=bf, seed=0)
                 x = np.zeros((B, T, I) if bf else (T, B, I), np.float32)
                 y, s = layer(x)
                 assert y.shape == ((B, T, D * H) if bf else (T, B, D * H))
@@ -347,7 +452,7 @@ def test_calls_are_repeatable(kind):
     layer = kind.layer(3, 5, num_layers=2, bidirectional=True, seed=8)
     x = rng.standard_normal((6, 4, 3)).astype(np.float32)
     y1, s1 = layer(x, lengths=[6, 1, 0, 3])
-    layer(rng.standard_normal((9, 7, 3)).astype(np.float32))      # other shapes between
+    layer(rng.standard_normal((9, 7, 3)).astype(np.float32))  # other shapes between
     y2, s2 = layer(x, lengths=[6, 1, 0, 3])
     np.testing.assert_array_equal(y1, y2)
     for a, b in zip(split_state(kind.mode, s1), split_state(kind.mode, s2)):
@@ -358,8 +463,8 @@ def test_calls_are_repeatable(kind):
 # cells
 # --------------------------------------------------------------------------
 
-def check_cell(kind, dtype, rng, I, H, batch, bias=True, use_state=True,
-               weight_scale=None):
+
+def check_cell(kind, dtype, rng, I, H, batch, bias=True, use_state=True, weight_scale=None):
     cell = kind.cell(I, H, bias=bias, dtype=dtype, seed=int(rng.integers(2**31)))
     if weight_scale is not None:
         cell.load_state_dict(random_params(kind.cell_shapes(I, H, bias), rng, weight_scale))
@@ -370,8 +475,9 @@ def check_cell(kind, dtype, rng, I, H, batch, bias=True, use_state=True,
     state = random_state(rng, kind.mode, lead + (H,), dtype) if use_state else None
     out = cell(x, state)
     ref = cell_forward(kind.mode, params, x, state, **kind.ref_kwargs)
-    for got, want, name in zip(split_state(kind.mode, out),
-                               split_state(kind.mode, ref), ("h", "c")):
+    for got, want, name in zip(
+        split_state(kind.mode, out), split_state(kind.mode, ref), ("h", "c")
+    ):
         assert isinstance(got, np.ndarray) and got.dtype == np.dtype(dtype), name
         assert got.shape == lead + (H,), name
         assert_close(got, want, dtype, name)
@@ -385,19 +491,35 @@ def test_cell(kind, batch, dtype):
     rng = np.random.default_rng(16)
     for bias in (True, False):
         for use_state in (True, False):
-            check_cell(kind, dtype, rng, I=5, H=7, batch=batch, bias=bias,
-                       use_state=use_state, weight_scale=0.8)
-    check_cell(kind, dtype, rng, I=5, H=7, batch=batch)      # seeded init
+            check_cell(
+                kind,
+                dtype,
+                rng,
+                I=5,
+                H=7,
+                batch=batch,
+                bias=bias,
+                use_state=use_state,
+                weight_scale=0.8,
+            )
+    check_cell(kind, dtype, rng, I=5, H=7, batch=batch)  # seeded init
 
 
 @settings(max_examples=60, deadline=None)
-@given(kind=st.sampled_from(KINDS), dtype=st.sampled_from(DTYPES),
-       I=st.integers(1, 10), H=st.integers(1, 20),
-       batch=st.one_of(st.none(), st.integers(1, 6)), bias=st.booleans(),
-       use_state=st.booleans(), seed=st.integers(0, 2**32 - 1))
+@given(
+    kind=st.sampled_from(KINDS),
+    dtype=st.sampled_from(DTYPES),
+    I=st.integers(1, 10),
+    H=st.integers(1, 20),
+    batch=st.one_of(st.none(), st.integers(1, 6)),
+    bias=st.booleans(),
+    use_state=st.booleans(),
+    seed=st.integers(0, 2**32 - 1),
+)
 def test_cell_random(kind, dtype, I, H, batch, bias, use_state, seed):
-    check_cell(kind, dtype, np.random.default_rng(seed), I, H, batch, bias,
-               use_state, weight_scale=0.5)
+    check_cell(
+        kind, dtype, np.random.default_rng(seed), I, H, batch, bias, use_state, weight_scale=0.5
+    )
 
 
 @pytest.mark.parametrize("dtype", DTYPES, ids=DTYPE_IDS)
@@ -425,6 +547,7 @@ def test_cell_steps_equal_layer(kind, dtype):
 # what the layer must ignore, saturation, results that stay the caller's
 # --------------------------------------------------------------------------
 
+
 @pytest.mark.parametrize("dtype", DTYPES, ids=DTYPE_IDS)
 @pytest.mark.parametrize("kind", KINDS, ids=KIND_IDS)
 def test_padding_is_never_read(kind, dtype):
@@ -432,8 +555,9 @@ def test_padding_is_never_read(kind, dtype):
     layer or direction (packed semantics: padding is not input)."""
     rng = np.random.default_rng(18)
     T, B, H = 7, 4, 5
-    layer = kind.layer(3, H, num_layers=2, bidirectional=True, batch_first=True,
-                       dtype=dtype, seed=11)
+    layer = kind.layer(
+        3, H, num_layers=2, bidirectional=True, batch_first=True, dtype=dtype, seed=11
+    )
     x = rng.standard_normal((B, T, 3)).astype(dtype)
     state = random_state(rng, kind.mode, (4, B, H), dtype)
     lengths = [7, 3, 0, 1]
@@ -461,10 +585,10 @@ def test_nan_state_of_one_row_stays_in_that_row(kind):
     bad_state = bad if kind.mode == "lstm" else bad[0]
     y1, s1 = layer(x, bad_state, lengths=[5, 0, 2])
     np.testing.assert_array_equal(y1[:, [0, 2]], y0[:, [0, 2]])
-    assert np.all(y1[:, 1] == 0)                  # length 0: zero output, NaN or not
+    assert np.all(y1[:, 1] == 0)  # length 0: zero output, NaN or not
     for a, b in zip(split_state(kind.mode, s1), split_state(kind.mode, s0)):
         np.testing.assert_array_equal(a[:, [0, 2]], b[:, [0, 2]])
-        assert np.all(np.isnan(a[:, 1]))          # its final state is its initial state
+        assert np.all(np.isnan(a[:, 1]))  # its final state is its initial state
 
 
 @pytest.mark.parametrize("dtype", DTYPES, ids=DTYPE_IDS)
@@ -478,8 +602,9 @@ def test_saturated_gates(kind, dtype):
     state = random_state(rng, kind.mode, (4, 3, 6), dtype)
     y, s = layer(x, state, lengths=[6, 4, 1])
     with np.errstate(over="ignore"):
-        y_ref, s_ref = layer_forward(kind.mode, layer.state_dict(), x, state, [6, 4, 1],
-                                     **kind.ref_kwargs)
+        y_ref, s_ref = layer_forward(
+            kind.mode, layer.state_dict(), x, state, [6, 4, 1], **kind.ref_kwargs
+        )
     assert_close(y, y_ref, dtype, "y")
     for a, b in zip(split_state(kind.mode, s), split_state(kind.mode, s_ref)):
         assert_close(a, b, dtype, "state")
@@ -536,8 +661,9 @@ def test_large_batch_is_deterministic(kind):
         np.testing.assert_array_equal(y, y0)
         for a, b in zip(split_state(kind.mode, s), split_state(kind.mode, s0)):
             np.testing.assert_array_equal(a, b)
-    y_ref, s_ref = layer_forward(kind.mode, layer.state_dict(), x, state, lengths,
-                                 **kind.ref_kwargs)
+    y_ref, s_ref = layer_forward(
+        kind.mode, layer.state_dict(), x, state, lengths, **kind.ref_kwargs
+    )
     assert_close(y0, y_ref, np.float32, "y")
     for a, b in zip(split_state(kind.mode, s0), split_state(kind.mode, s_ref)):
         assert_close(a, b, np.float32, "state")
@@ -573,8 +699,9 @@ def test_input_projection_blocks(kind, dtype, B):
         fastrnn.set_num_threads(before)
     for a, b in zip(*runs):
         np.testing.assert_array_equal(a, b)
-    y_ref, s_ref = layer_forward(kind.mode, layer.state_dict(), x, state, lengths,
-                                 **kind.ref_kwargs)
+    y_ref, s_ref = layer_forward(
+        kind.mode, layer.state_dict(), x, state, lengths, **kind.ref_kwargs
+    )
     assert_close(runs[0][0], y_ref, dtype, "y")
     for got, want in zip(runs[0][1:], split_state(kind.mode, s_ref)):
         assert_close(got, want, dtype, "state")

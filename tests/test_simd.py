@@ -7,9 +7,7 @@ a float32 LSTM and GRU, forward and backward, agree with the float64 NumPy
 reference (tests/reference.py; its gradients by central differences)."""
 
 import json
-import os
 import platform
-import sys
 
 import numpy as np
 import pytest
@@ -18,17 +16,20 @@ import fastrnn as fr
 from helpers import assert_close, numeric_grad, random_lengths, random_params, run_fastrnn
 from reference import layer_forward
 
-LEVELS = ("avx512", "avx2", "generic")   # best first
-GRAD_REL = 1e-4   # float32 gradients, as test_backward.py holds them to PyTorch's
+LEVELS = ("avx512", "avx2", "generic")  # best first
+GRAD_REL = 1e-4  # float32 gradients, as test_backward.py holds them to PyTorch's
 
 
 def imported(isa):
     """(fr.simd_level(), [(category, message) of each RuntimeWarning]) of an
     import of fastrnn with FASTRNN_ISA=isa."""
-    out = run_fastrnn(isa, "import json\n"
-                           "print(json.dumps([fr.simd_level(), [(w.category.__name__, "
-                           "str(w.message)) for w in caught "
-                           "if issubclass(w.category, RuntimeWarning)]]))")
+    out = run_fastrnn(
+        isa,
+        "import json\n"
+        "print(json.dumps([fr.simd_level(), [(w.category.__name__, "
+        "str(w.message)) for w in caught "
+        "if issubclass(w.category, RuntimeWarning)]]))",
+    )
     level, warned = json.loads(out)
     return level, [tuple(w) for w in warned]
 
@@ -56,7 +57,7 @@ def best():
 @pytest.fixture(scope="module")
 def supported(best):
     """The paths this CPU has, best first."""
-    return LEVELS[LEVELS.index(best):]
+    return LEVELS[LEVELS.index(best) :]
 
 
 def test_simd_level_is_a_name():
@@ -86,14 +87,28 @@ def test_forced_level_runs(level, supported):
 def test_missing_level_warns_and_falls_back(level, supported, best):
     if level in supported:
         pytest.skip(f"this CPU has {level}")
-    assert imported(level) == (best, [("RuntimeWarning", f"FASTRNN_ISA='{level}': this CPU "
-                                       f"does not support it; running {best}")])
+    assert imported(level) == (
+        best,
+        [
+            (
+                "RuntimeWarning",
+                f"FASTRNN_ISA='{level}': this CPU does not support it; running {best}",
+            )
+        ],
+    )
 
 
 @pytest.mark.parametrize("asked", ["sse9", "AVX-512", "native"])
 def test_unknown_level_warns_and_runs_the_best(asked, best):
-    assert imported(asked) == (best, [("RuntimeWarning", f"FASTRNN_ISA='{asked}': not one of "
-                                       f"avx512, avx2, generic; running {best}")])
+    assert imported(asked) == (
+        best,
+        [
+            (
+                "RuntimeWarning",
+                f"FASTRNN_ISA='{asked}': not one of avx512, avx2, generic; running {best}",
+            )
+        ],
+    )
 
 
 def test_blanks_and_case_are_ignored_and_empty_means_unset(best):
@@ -103,7 +118,7 @@ def test_blanks_and_case_are_ignored_and_empty_means_unset(best):
 
 # ---------------------------------------------------------------- numerics
 
-T, B, I, H = 6, 3, 5, 19   # H = 19: whole vectors and a tail, at 16 and 8 lanes
+T, B, I, H = 6, 3, 5, 19  # H = 19: whole vectors and a tail, at 16 and 8 lanes
 MODES = ("lstm", "gru")
 
 # the child: the float32 layer on the parent's weights and data; its y, final
@@ -154,26 +169,53 @@ def problem(tmp_path_factory):
     lengths = random_lengths(rng, B, T)
     for mode in MODES:
         G = 4 if mode == "lstm" else 3
-        params = random_params({"weight_ih_l0": (G * H, I), "weight_hh_l0": (G * H, H),
-                                "bias_ih_l0": (G * H,), "bias_hh_l0": (G * H,)}, rng, 0.5)
-        data = {name: rng.standard_normal(shape) for name, shape in
-                (("x", (T, B, I)), ("h0", (1, B, H)), ("c0", (1, B, H)), ("wy", (T, B, H)),
-                 ("wh", (1, B, H)), ("wc", (1, B, H)))}
+        params = random_params(
+            {
+                "weight_ih_l0": (G * H, I),
+                "weight_hh_l0": (G * H, H),
+                "bias_ih_l0": (G * H,),
+                "bias_hh_l0": (G * H,),
+            },
+            rng,
+            0.5,
+        )
+        data = {
+            name: rng.standard_normal(shape)
+            for name, shape in (
+                ("x", (T, B, I)),
+                ("h0", (1, B, H)),
+                ("c0", (1, B, H)),
+                ("wy", (T, B, H)),
+                ("wh", (1, B, H)),
+                ("wc", (1, B, H)),
+            )
+        }
         saved.update({f"{mode}/{k}": v for k, v in params.items()})
         saved.update({f"{mode}.{k}": v for k, v in data.items()})
         # the reference sees what the float32 layer sees: the values rounded to float32
         params = {k: v.astype(np.float32).astype(np.float64) for k, v in params.items()}
         data = {k: v.astype(np.float32).astype(np.float64) for k, v in data.items()}
         lstm = mode == "lstm"
-        y, state_n = layer_forward(mode, params, data["x"],
-                                   (data["h0"], data["c0"]) if lstm else data["h0"], lengths)
+        y, state_n = layer_forward(
+            mode, params, data["x"], (data["h0"], data["c0"]) if lstm else data["h0"], lengths
+        )
         ref[f"{mode}/y"] = y
         for i, s in enumerate(state_n if lstm else (state_n,)):
             ref[f"{mode}/state_n{i}"] = s
 
         def loss():
-            return loss_of(mode, params, data["x"], data["h0"], data["c0"], lengths,
-                           data["wy"], data["wh"], data["wc"])
+            return loss_of(
+                mode,
+                params,
+                data["x"],
+                data["h0"],
+                data["c0"],
+                lengths,
+                data["wy"],
+                data["wh"],
+                data["wc"],
+            )
+
         ref[f"{mode}/dx"] = numeric_grad(loss, data["x"])
         for i, name in enumerate(("h0", "c0") if lstm else ("h0",)):
             ref[f"{mode}/dstate0_{i}"] = numeric_grad(loss, data[name])

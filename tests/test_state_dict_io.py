@@ -8,8 +8,7 @@ import numpy as np
 import pytest
 
 import fastrnn as fr
-from helpers import (KIND_IDS, KINDS, random_lengths, random_params,
-                     random_state, split_state)
+from helpers import KIND_IDS, KINDS, random_lengths, random_params, random_state, split_state
 
 LAYER_CLASS = {"rnn": fr.RNN, "lstm": fr.LSTM, "gru": fr.GRU}
 
@@ -31,10 +30,12 @@ def assert_same_outputs(kind, a, b):
 # state_dict
 # --------------------------------------------------------------------------
 
+
 @pytest.mark.parametrize("kind", KINDS, ids=KIND_IDS)
 def test_state_dict_names_shapes_dtypes(kind):
-    for L, bi, bias, dtype in itertools.product([1, 3], [False, True], [True, False],
-                                                [np.float32, np.float64]):
+    for L, bi, bias, dtype in itertools.product(
+        [1, 3], [False, True], [True, False], [np.float32, np.float64]
+    ):
         layer = kind.layer(3, 5, num_layers=L, bidirectional=bi, bias=bias, dtype=dtype, seed=0)
         sd = layer.state_dict()
         expected = kind.layer_shapes(3, 5, L, bi, bias)
@@ -107,8 +108,11 @@ def test_state_dict_round_trip(kind):
             np.testing.assert_array_equal(got[k], d[k].astype(dtype))
         b = kind.layer(3, 4, num_layers=2, bidirectional=True, dtype=dtype, seed=99)
         b.load_state_dict(a.state_dict())
-        assert_same_outputs(kind, run(kind, a, np.random.default_rng(6), 3, D=2, L=2),
-                            run(kind, b, np.random.default_rng(6), 3, D=2, L=2))
+        assert_same_outputs(
+            kind,
+            run(kind, a, np.random.default_rng(6), 3, D=2, L=2),
+            run(kind, b, np.random.default_rng(6), 3, D=2, L=2),
+        )
 
 
 @pytest.mark.parametrize("kind", KINDS, ids=KIND_IDS)
@@ -137,6 +141,7 @@ def test_load_state_dict_changes_outputs():
 # --------------------------------------------------------------------------
 # seeds and initialisation
 # --------------------------------------------------------------------------
+
 
 @pytest.mark.parametrize("kind", KINDS, ids=KIND_IDS)
 def test_seed_determinism(kind):
@@ -207,18 +212,25 @@ SAVE_CONFIGS = [
 ]
 
 
-@pytest.mark.parametrize("config", SAVE_CONFIGS,
-                         ids=[f"L{c[0]}-bi{int(c[1])}-bf{int(c[2])}-bias{int(c[3])}-{np.dtype(c[4]).name}"
-                              for c in SAVE_CONFIGS])
+@pytest.mark.parametrize(
+    "config",
+    SAVE_CONFIGS,
+    ids=[
+        f"L{c[0]}-bi{int(c[1])}-bf{int(c[2])}-bias{int(c[3])}-{np.dtype(c[4]).name}"
+        for c in SAVE_CONFIGS
+    ],
+)
 @pytest.mark.parametrize("kind", KINDS, ids=KIND_IDS)
 def test_save_load_round_trip(tmp_path, kind, config):
     L, bi, bf, bias, dtype = config
     I, H = 3, 4
     D = 2 if bi else 1
-    layer = kind.layer(I, H, num_layers=L, bidirectional=bi, batch_first=bf, bias=bias,
-                       dtype=dtype, seed=11)
-    layer.load_state_dict(random_params(kind.layer_shapes(I, H, L, bi, bias),
-                                        np.random.default_rng(12), 0.7))
+    layer = kind.layer(
+        I, H, num_layers=L, bidirectional=bi, batch_first=bf, bias=bias, dtype=dtype, seed=11
+    )
+    layer.load_state_dict(
+        random_params(kind.layer_shapes(I, H, L, bi, bias), np.random.default_rng(12), 0.7)
+    )
     path = str(tmp_path / "m.npz")
     layer.save(path)
     loaded = fr.load(path)
@@ -245,9 +257,14 @@ def test_save_load_preserves_the_option(tmp_path, kind):
     """The loaded layer computes with its own kind's option, not the
     default: compare against a layer of the *other* option on the same
     weights, which must differ."""
-    alt = {"rnn_tanh": dict(nonlinearity="relu"), "rnn_relu": dict(nonlinearity="tanh"),
-           "lstm": None, "lstm_peephole": None,
-           "gru": dict(linear_before_reset=False), "gru_original": dict(linear_before_reset=True)}
+    alt = {
+        "rnn_tanh": dict(nonlinearity="relu"),
+        "rnn_relu": dict(nonlinearity="tanh"),
+        "lstm": None,
+        "lstm_peephole": None,
+        "gru": dict(linear_before_reset=False),
+        "gru_original": dict(linear_before_reset=True),
+    }
     layer = kind.layer(3, 4, dtype=np.float64, seed=1)
     path = str(tmp_path / "m.npz")
     layer.save(path)
@@ -269,7 +286,7 @@ def test_save_load_twice_and_overwrite(tmp_path, kind):
     first = kind.layer(3, 4, seed=1)
     first.save(path)
     second = kind.layer(3, 4, num_layers=2, bidirectional=True, seed=2)
-    second.save(path)                         # overwrite
+    second.save(path)  # overwrite
     loaded = fr.load(path)
     for k, v in second.state_dict().items():
         np.testing.assert_array_equal(loaded.state_dict()[k], v)

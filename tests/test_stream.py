@@ -14,7 +14,7 @@ Decisions this file encodes:
   optimizer's _params_changed) are seen in full from the next step on.
 - bidirectional layers refuse to stream (ValueError).
 """
-import ctypes
+
 import http.client
 import importlib.util
 import itertools
@@ -23,7 +23,6 @@ import os
 import shutil
 import subprocess
 import sys
-import textwrap
 import threading
 import tracemalloc
 
@@ -32,7 +31,7 @@ import pytest
 
 import fastrnn as fr
 from fastrnn import _core
-from helpers import KINDS, KIND_IDS
+from helpers import KIND_IDS, KINDS
 
 REL = {np.dtype(np.float32): 2e-6, np.dtype(np.float64): 1e-12}
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
@@ -62,7 +61,7 @@ def final_states(layer, out):
 @pytest.mark.parametrize("L", [1, 2, 3])
 @pytest.mark.parametrize("kind", KINDS, ids=KIND_IDS)
 def test_step_and_run_equal_the_layer_forward(kind, L, dtype):
-    T, I, H = 9, 7, 37                     # H not a multiple of the 32-row panels
+    T, I, H = 9, 7, 37  # H not a multiple of the 32-row panels
     layer = make(kind, I, H, L, dtype)
     for B in (1, 3):
         x = frames(T, B, I, dtype)
@@ -79,8 +78,8 @@ def test_step_and_run_equal_the_layer_forward(kind, L, dtype):
             assert rel_err(c, c_n) < REL[np.dtype(dtype)]
         r = layer.stream(batch_size=B)
         yr = r.run(x)
-        np.testing.assert_array_equal(yr, ys)          # run == T steps, bitwise
-        if B == 1:                                      # unbatched frames
+        np.testing.assert_array_equal(yr, ys)  # run == T steps, bitwise
+        if B == 1:  # unbatched frames
             u = layer.stream()
             y1 = np.stack([u.step(x[t, 0]).copy() for t in range(T)])
             np.testing.assert_array_equal(y1, ys[:, 0])
@@ -93,13 +92,22 @@ def test_blas_products_equal_packed(kind, dtype):
     """The C stream runs its products on BLAS when a layer has no packed
     weights (the C API's option): same results."""
     from fastrnn import stream as st
+
     layer = make(kind, dtype=dtype)
     x = frames(6, 2, 7, dtype)
     packed = layer.stream(2).run(x)
     plain = [w[:5] + (None,) * 4 for w in st._weights(layer)]
-    s = _core.Stream(layer._cell, getattr(layer, "peephole", False),
-                     getattr(layer, "linear_before_reset", True), layer.num_layers, 2, 7, 37,
-                     dtype, lambda: plain)
+    s = _core.Stream(
+        layer._cell,
+        getattr(layer, "peephole", False),
+        getattr(layer, "linear_before_reset", True),
+        layer.num_layers,
+        2,
+        7,
+        37,
+        dtype,
+        lambda: plain,
+    )
     assert rel_err(s.run(x), packed) < REL[np.dtype(dtype)]
 
 
@@ -116,12 +124,12 @@ def test_chunks_continue_and_state_round_trips():
     saved = s.state
     tail = s.run(x[6:])
     t = layer.stream(2)
-    t.state = saved                                   # set, then continue: same results
+    t.state = saved  # set, then continue: same results
     np.testing.assert_array_equal(t.run(x[6:]), tail)
     h, c = t.state
-    y_ref, (h_ref, c_ref) = layer(x[6:], saved)       # the layer from the same state
+    y_ref, (h_ref, c_ref) = layer(x[6:], saved)  # the layer from the same state
     assert rel_err(tail, y_ref) < 2e-6 and rel_err(h, h_ref) < 2e-6 and rel_err(c, c_ref) < 2e-6
-    saved[0][...] = 7                                 # state hands out copies
+    saved[0][...] = 7  # state hands out copies
     assert not np.any(t.state[0] == 7)
 
 
@@ -129,7 +137,7 @@ def test_state_shapes_and_errors():
     gru = fr.GRU(4, 8, num_layers=3)
     s = gru.stream(1)
     assert s.state.shape == (3, 1, 8)
-    s.state = np.ones((3, 8))                          # (L, H) when B == 1
+    s.state = np.ones((3, 8))  # (L, H) when B == 1
     assert np.all(s.state == 1)
     with pytest.raises(ValueError, match=r"state \(h\).*\(3, 1, 8\)"):
         s.state = np.ones((2, 1, 8))
@@ -147,11 +155,11 @@ def test_reset_all_and_one_row():
     x = frames(10, 3, 6, np.float32)
     s = layer.stream(3)
     s.run(x[:5])
-    s.reset(1)                                         # row 1 starts a new utterance
+    s.reset(1)  # row 1 starts a new utterance
     y = s.run(x[5:])
-    y_ref, _ = layer(x[5:], None)                      # from zeros: row 1 only
+    y_ref, _ = layer(x[5:], None)  # from zeros: row 1 only
     _, h5 = layer(x[:5])
-    y_cont, _ = layer(x[5:], h5)                       # continuing: rows 0 and 2
+    y_cont, _ = layer(x[5:], h5)  # continuing: rows 0 and 2
     assert rel_err(y[:, 1], y_ref[:, 1]) < 2e-6
     assert rel_err(y[:, [0, 2]], y_cont[:, [0, 2]]) < 2e-6
     s.reset([True, False, True])
@@ -192,12 +200,16 @@ def test_output_buffer_and_out():
     assert layer.stream().run(x, out=yr) is yr
 
 
-OUT_CASES = [(k, size, False) for k in KINDS for size in (1, 2)] + \
-    [(k, size, True) for k in KINDS if k.name == "lstm" for size in (1, 2)]
+OUT_CASES = [(k, size, False) for k in KINDS for size in (1, 2)] + [
+    (k, size, True) for k in KINDS if k.name == "lstm" for size in (1, 2)
+]
 
 
-@pytest.mark.parametrize("kind,size,proj", OUT_CASES,
-                         ids=[f"{k.name}-{'proj' if p else 'H'}{n}" for k, n, p in OUT_CASES])
+@pytest.mark.parametrize(
+    "kind,size,proj",
+    OUT_CASES,
+    ids=[f"{k.name}-{'proj' if p else 'H'}{n}" for k, n, p in OUT_CASES],
+)
 def test_out_of_any_rank_is_refused(kind, size, proj):
     """A 0-d out= (and one whose last dimension fits at another rank) is a
     ValueError, never a read of a dimension it lacks (it once crashed the
@@ -205,8 +217,10 @@ def test_out_of_any_rank_is_refused(kind, size, proj):
     layer = kind.layer(4, size + 1, proj_size=size) if proj else kind.layer(4, size)
     s = layer.stream()
     R = layer.output_size
-    bad = {s.step: ((1, 4), [(), (1, 1, R), (0, R), (2, R), (R + 1,), (1, R, 1)]),
-           s.run: ((1, 1, 4), [(), (R,), (1, R), (1, 1, R, 1), (0, 1, R), (1, 1, R + 1)])}
+    bad = {
+        s.step: ((1, 4), [(), (1, 1, R), (0, R), (2, R), (R + 1,), (1, R, 1)]),
+        s.run: ((1, 1, 4), [(), (R,), (1, R), (1, 1, R, 1), (0, 1, R), (1, 1, R + 1)]),
+    }
     for method, (xshape, shapes) in bad.items():
         for shape in shapes:
             with pytest.raises(ValueError, match="out: expected shape"):
@@ -221,9 +235,11 @@ def test_frame_checks_name_x_t():
     s.reset()
     np.testing.assert_array_equal(s.step([[1, 1, 1, 1]] * 2), ref)  # lists, ints: converted
     s.reset()
-    np.testing.assert_array_equal(s.step(np.ones((4, 2)).T), ref)   # non-contiguous
-    with pytest.raises(ValueError, match=r"x_t: expected one frame of shape \(2, 4\), got shape \(4,\)"):
-        s.step(np.ones(4))                             # (I,) only when B == 1
+    np.testing.assert_array_equal(s.step(np.ones((4, 2)).T), ref)  # non-contiguous
+    with pytest.raises(
+        ValueError, match=r"x_t: expected one frame of shape \(2, 4\), got shape \(4,\)"
+    ):
+        s.step(np.ones(4))  # (I,) only when B == 1
     with pytest.raises(ValueError, match="x_t"):
         s.step(np.ones((2, 5)))
     with pytest.raises(TypeError, match="x_t"):
@@ -250,11 +266,11 @@ def test_weights_changed_are_seen_from_the_next_step():
     s = a.stream()
     s.run(x[:4])
     state = s.state
-    a.load_state_dict(b.state_dict())                # the whole set changes at once
+    a.load_state_dict(b.state_dict())  # the whole set changes at once
     y = s.run(x[4:])
-    y_ref, _ = b(x[4:], state)                        # new weights, the stream's state
+    y_ref, _ = b(x[4:], state)  # new weights, the stream's state
     assert rel_err(y, y_ref) < 2e-6
-    a.weight_hh_l1 = np.zeros_like(a.weight_hh_l1)   # setattr: one parameter
+    a.weight_hh_l1 = np.zeros_like(a.weight_hh_l1)  # setattr: one parameter
     y = s.step(x[0, 0]).copy()
     h, c = s.state
     s.state = (h, c)
@@ -301,7 +317,7 @@ def test_one_stream_from_two_threads_raises():
     s = layer.stream()
     x = frames(4000, 1, 64, np.float32)
     want = layer.stream().run(x)
-    got, busy, errors = {}, [], []
+    got, busy = {}, []
 
     def long_run():
         got["y"] = s.run(x)
@@ -310,7 +326,7 @@ def test_one_stream_from_two_threads_raises():
     t.start()
     while t.is_alive() and not busy:
         try:
-            s.step(x[0])               # only succeeds before or after the run
+            s.step(x[0])  # only succeeds before or after the run
         except RuntimeError as e:
             busy.append(str(e))
     t.join()
@@ -353,7 +369,8 @@ static long count;
 static int active;
 void shim_start(void) { count = 0; __atomic_store_n(&active, 1, __ATOMIC_SEQ_CST); }
 long shim_stop(void) { __atomic_store_n(&active, 0, __ATOMIC_SEQ_CST); return count; }
-#define COUNT() if (__atomic_load_n(&active, __ATOMIC_RELAXED)) __atomic_add_fetch(&count, 1, __ATOMIC_RELAXED)
+#define COUNT() \
+    if (__atomic_load_n(&active, __ATOMIC_RELAXED)) __atomic_add_fetch(&count, 1, __ATOMIC_RELAXED)
 void *malloc(size_t n) { COUNT(); return __libc_malloc(n); }
 void *calloc(size_t a, size_t b) { COUNT(); return __libc_calloc(a, b); }
 void *realloc(void *p, size_t n) { COUNT(); return __libc_realloc(p, n); }
@@ -380,8 +397,10 @@ print(counts)
 """
 
 
-@pytest.mark.skipif(not sys.platform.startswith("linux") or shutil.which("gcc") is None,
-                    reason="needs Linux (glibc) and gcc for the malloc-counting shim")
+@pytest.mark.skipif(
+    not sys.platform.startswith("linux") or shutil.which("gcc") is None,
+    reason="needs Linux (glibc) and gcc for the malloc-counting shim",
+)
 def test_c_step_allocates_nothing(tmp_path):
     """Every malloc/calloc/realloc of the process is counted (an LD_PRELOAD
     shim) while the C stream takes 5,000 steps (and a 2,000-step run): zero."""
@@ -390,16 +409,19 @@ def test_c_step_allocates_nothing(tmp_path):
     lib = tmp_path / "shim.so"
     subprocess.run(["gcc", "-shared", "-fPIC", "-O2", str(src), "-o", str(lib)], check=True)
     env = dict(os.environ, LD_PRELOAD=str(lib))
-    r = subprocess.run([sys.executable, "-c", PROBE], env=env, capture_output=True, text=True,
-                       timeout=120)
+    r = subprocess.run(
+        [sys.executable, "-c", PROBE], env=env, capture_output=True, text=True, timeout=120
+    )
     assert r.returncode == 0, r.stderr
     counts = eval(r.stdout.strip().splitlines()[-1])
-    assert counts.pop("control") >= 1                 # the shim does count
+    assert counts.pop("control") >= 1  # the shim does count
     assert all(v == (0, 0) for v in counts.values()), counts
 
 
 def load_example(name):
-    spec = importlib.util.spec_from_file_location(name, os.path.join(ROOT, "examples", name + ".py"))
+    spec = importlib.util.spec_from_file_location(
+        name, os.path.join(ROOT, "examples", name + ".py")
+    )
     module = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(module)
     return module
@@ -414,8 +436,10 @@ def test_http_service_answers_two_sessions():
     thread.start()
     try:
         xa, xb = frames(5, 1, 6, np.float32, seed=1), frames(5, 1, 6, np.float32, seed=2)
-        conns = {"a": http.client.HTTPConnection("127.0.0.1", port, timeout=10),
-                 "b": http.client.HTTPConnection("127.0.0.1", port, timeout=10)}
+        conns = {
+            "a": http.client.HTTPConnection("127.0.0.1", port, timeout=10),
+            "b": http.client.HTTPConnection("127.0.0.1", port, timeout=10),
+        }
 
         def post(conn, path, body):
             conns[conn].request("POST", path, json.dumps(body))
@@ -423,7 +447,7 @@ def test_http_service_answers_two_sessions():
             return r.status, json.loads(r.read())
 
         ya, yb = [], []
-        for t in range(4):                               # the sessions interleaved
+        for t in range(4):  # the sessions interleaved
             for sid, x, ys in (("a", xa, ya), ("b", xb, yb)):
                 status, body = post(sid, "/step", {"session": sid, "frame": x[t, 0].tolist()})
                 assert status == 200 and body["session"] == sid
@@ -437,8 +461,9 @@ def test_http_service_answers_two_sessions():
         assert rel_err(np.array(yb, np.float32), want_b[:, 0]) < 2e-6
         status, body = post("b", "/step", {"session": "b", "frame": [1.0] * 5})
         assert status == 400 and "x_t" in body["error"]
-        status, body = post("b", "/step", {"session": "b", "frame": xb[0, 0].tolist(),
-                                           "reset": True})
+        status, body = post(
+            "b", "/step", {"session": "b", "frame": xb[0, 0].tolist(), "reset": True}
+        )
         assert status == 200 and rel_err(np.array(body["output"]), want_b[0, 0]) < 2e-6
         conns["a"].request("GET", "/health")
         assert json.loads(conns["a"].getresponse().read())["sessions"] == 2

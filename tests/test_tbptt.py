@@ -22,19 +22,24 @@ class Recorder(fr.SGD):
         self.record = []
 
     def step(self):
-        self.record.append({k: g.copy() for k, _, _, _, g in optim._entries(self.items)
-                            if g is not None})
+        self.record.append(
+            {k: g.copy() for k, _, _, _, g in optim._entries(self.items) if g is not None}
+        )
         super().step()
 
 
 def char_model(V=4, cell="lstm", H=5, seed=0):
-    return charlm.CharRNN(V, cell, hidden_size=H, num_layers=2, embed_dim=3, dtype=np.float64,
-                          seed=seed)
+    return charlm.CharRNN(
+        V, cell, hidden_size=H, num_layers=2, embed_dim=3, dtype=np.float64, seed=seed
+    )
 
 
 def grads_of(model):
-    return {f"{i}.{k}": g.copy() for i, m in enumerate(model.modules.values())
-            for k, g in m.grads.items()}
+    return {
+        f"{i}.{k}": g.copy()
+        for i, m in enumerate(model.modules.values())
+        for k, g in m.grads.items()
+    }
 
 
 def full_bptt(model, inputs, targets, state=None, **loss_kw):
@@ -83,7 +88,7 @@ def test_works_with_a_bare_layer_and_any_loss():
 
     def mse(out, target):
         diff = out - target
-        return float(np.sum(diff ** 2)), 2 * diff
+        return float(np.sum(diff**2)), 2 * diff
 
     y, _, cache = gru.forward(x)
     gru.backward(2 * (y - y_target), cache)
@@ -125,8 +130,7 @@ def test_k2_greater_than_k1_backpropagates_through_k2_steps():
     get no gradient, those of the context steps [4, 8) do."""
     rng = np.random.default_rng(3)
     B = 2
-    ids = np.concatenate([np.zeros((4, B), int), np.ones((4, B), int),
-                          rng.integers(2, 4, (5, B))])
+    ids = np.concatenate([np.zeros((4, B), int), np.ones((4, B), int), rng.integers(2, 4, (5, B))])
     inputs, targets = ids[:-1], ids[1:]
     model = char_model()
     opt = Recorder(list(model.modules.values()))
@@ -156,7 +160,7 @@ def test_carried_state_is_the_whole_sequence_forward(k1, k2):
     tb = fr.TBPTT(model, Recorder(list(model.modules.values())), inputs, targets, k1=k1, k2=k2)
     while tb.position + k1 < len(inputs):
         tb.step()
-        _, (h, c) = model(inputs[:tb.position])
+        _, (h, c) = model(inputs[: tb.position])
         np.testing.assert_allclose(tb.state[0], h, rtol=1e-13, atol=1e-15)
         np.testing.assert_allclose(tb.state[1], c, rtol=1e-13, atol=1e-15)
 
@@ -173,16 +177,24 @@ def test_resets_separate_documents_in_values_and_gradients():
     model = char_model(cell="gru")
     expected = None
     for b, lo, hi in [(0, 0, 4), (0, 4, N), (1, 0, 7), (1, 7, N)]:
-        g = full_bptt(model, inputs[lo:hi, b:b + 1], targets[lo:hi, b:b + 1], reduction="sum")
+        g = full_bptt(model, inputs[lo:hi, b : b + 1], targets[lo:hi, b : b + 1], reduction="sum")
         expected = g if expected is None else {k: expected[k] + g[k] for k in g}
     opt = Recorder(list(model.modules.values()))
-    tb = fr.TBPTT(model, opt, inputs, targets, k1=N, resets=resets,
-                  loss=lambda out, t: fr.cross_entropy(out, t, reduction="sum"))
+    tb = fr.TBPTT(
+        model,
+        opt,
+        inputs,
+        targets,
+        k1=N,
+        resets=resets,
+        loss=lambda out, t: fr.cross_entropy(out, t, reduction="sum"),
+    )
     tb.step()
     assert_grads_equal(opt.record[0], expected)
 
-    walk = fr.TBPTT(model, Recorder(list(model.modules.values())), inputs, targets, k1=3,
-                    resets=resets)
+    walk = fr.TBPTT(
+        model, Recorder(list(model.modules.values())), inputs, targets, k1=3, resets=resets
+    )
     walk.run(3)
     assert walk.position == 9
     _, h0 = model(inputs[4:9, 0:1])
@@ -207,8 +219,11 @@ def test_state_dict_resumes_exactly():
     def setup():
         model = char_model(seed=1)
         opt = fr.Adam(list(model.modules.values()), lr=0.01)
-        return model, opt, fr.TBPTT(model, opt, inputs, targets, k1=4, k2=6, resets=resets,
-                                    clip_norm=1.0)
+        return (
+            model,
+            opt,
+            fr.TBPTT(model, opt, inputs, targets, k1=4, k2=6, resets=resets, clip_norm=1.0),
+        )
 
     model, opt, tb = setup()
     tb.run(7)
@@ -247,7 +262,9 @@ def test_nonfinite_loss_is_reported():
     model = char_model()
     model.head.load_state_dict({"weight": np.full((4, 5), np.nan)}, strict=False)
     tb = fr.TBPTT(model, fr.SGD(list(model.modules.values()), lr=0.1), inputs, targets, k1=3)
-    with pytest.raises(FloatingPointError, match=r"non-finite loss nan in the window of steps \[0, 3\)"):
+    with pytest.raises(
+        FloatingPointError, match=r"non-finite loss nan in the window of steps \[0, 3\)"
+    ):
         tb.step()
 
 

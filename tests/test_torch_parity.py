@@ -17,8 +17,15 @@ import torch
 from torch.nn.utils.rnn import pack_padded_sequence, pad_packed_sequence
 
 import fastrnn as fr
-from helpers import (DTYPE_IDS, DTYPES, TORCH_KINDS, random_lengths,
-                     random_state, rel_err, split_state)
+from helpers import (
+    DTYPE_IDS,
+    DTYPES,
+    TORCH_KINDS,
+    random_lengths,
+    random_state,
+    rel_err,
+    split_state,
+)
 from reference import cell_forward, layer_forward
 
 torch.set_num_threads(1)
@@ -43,8 +50,13 @@ def assert_parity(actual, expected, dtype, what):
 
 def torch_layer(kind, I, H, num_layers, bias, batch_first, bidirectional, dtype, seed):
     torch.manual_seed(seed)
-    common = dict(num_layers=num_layers, bias=bias, batch_first=batch_first,
-                  bidirectional=bidirectional, dtype=TORCH_DTYPE[np.dtype(dtype)])
+    common = dict(
+        num_layers=num_layers,
+        bias=bias,
+        batch_first=batch_first,
+        bidirectional=bidirectional,
+        dtype=TORCH_DTYPE[np.dtype(dtype)],
+    )
     if kind.mode == "rnn":
         return torch.nn.RNN(I, H, nonlinearity=kind.nonlinearity, **common)
     if kind.mode == "lstm":
@@ -75,8 +87,12 @@ def run_torch(module, kind, x, state, lengths, batch_first):
     T = x.shape[1] if (batch_first and x.ndim == 3) else x.shape[0]
     inp = torch.from_numpy(x)
     if lengths is not None:
-        inp = pack_padded_sequence(inp, torch.as_tensor(lengths, dtype=torch.int64),
-                                   batch_first=batch_first, enforce_sorted=False)
+        inp = pack_padded_sequence(
+            inp,
+            torch.as_tensor(lengths, dtype=torch.int64),
+            batch_first=batch_first,
+            enforce_sorted=False,
+        )
     with torch.no_grad():
         out, state_n = module(inp, to_torch_state(kind, state))
     if lengths is not None:
@@ -95,8 +111,10 @@ def torch_state_dict_numpy(module):
 # --------------------------------------------------------------------------
 
 LAYER_GRID = list(itertools.product([1, 2, 3], [False, True], [False, True], [True, False]))
-LAYER_GRID_IDS = [f"L{L}-{'bi' if bi else 'uni'}-{'bf' if bf else 'tf'}-{'bias' if b else 'nobias'}"
-                  for L, bi, bf, b in LAYER_GRID]
+LAYER_GRID_IDS = [
+    f"L{L}-{'bi' if bi else 'uni'}-{'bf' if bf else 'tf'}-{'bias' if b else 'nobias'}"
+    for L, bi, bf, b in LAYER_GRID
+]
 
 
 @pytest.mark.parametrize("extras", ["plain", "lengths_state"])
@@ -112,15 +130,16 @@ def test_layer_torch_to_fastrnn(kind, grid, dtype, extras):
     seed = zlib.crc32(f"{kind.name}/{grid}/{extras}".encode()) % 2**31
     rng = np.random.default_rng(seed)
     tm = torch_layer(kind, I, H, L, bias, bf, bi, dtype, seed)
-    layer = kind.layer(I, H, num_layers=L, bias=bias, batch_first=bf,
-                       bidirectional=bi, dtype=dtype, seed=1)
-    layer.load_state_dict(tm.state_dict())          # torch tensors accepted
+    layer = kind.layer(
+        I, H, num_layers=L, bias=bias, batch_first=bf, bidirectional=bi, dtype=dtype, seed=1
+    )
+    layer.load_state_dict(tm.state_dict())  # torch tensors accepted
 
     x = rng.standard_normal((B, T, I) if bf else (T, B, I)).astype(dtype)
     state = lengths = None
     if extras == "lengths_state":
         state = random_state(rng, kind.mode, (L * D, B, H), dtype)
-        lengths = random_lengths(rng, B, T, allow_zero=False)   # torch needs >= 1
+        lengths = random_lengths(rng, B, T, allow_zero=False)  # torch needs >= 1
         lengths[0], lengths[1] = 1, T
     y_t, s_t = run_torch(tm, kind, x, state, lengths, bf)
     y, s = layer(x, state, lengths=lengths)
@@ -135,12 +154,16 @@ def test_layer_fastrnn_to_torch(kind, dtype):
     """fastrnn's seeded weights loaded into torch (strict) give the same
     results; the state dict has torch's names, order, shapes and dtype."""
     rng = np.random.default_rng(21)
-    for L, bi, bf, bias in [(1, False, False, True), (2, True, True, True),
-                            (3, True, False, False)]:
+    for L, bi, bf, bias in [
+        (1, False, False, True),
+        (2, True, True, True),
+        (3, True, False, False),
+    ]:
         I, H, T, B = 4, 6, 7, 5
         D = 2 if bi else 1
-        layer = kind.layer(I, H, num_layers=L, bias=bias, batch_first=bf,
-                           bidirectional=bi, dtype=dtype, seed=123)
+        layer = kind.layer(
+            I, H, num_layers=L, bias=bias, batch_first=bf, bidirectional=bi, dtype=dtype, seed=123
+        )
         tm = torch_layer(kind, I, H, L, bias, bf, bi, dtype, 0)
         sd = layer.state_dict()
         tsd = tm.state_dict()
@@ -187,8 +210,9 @@ def test_layer_unbatched(kind, dtype):
     rng = np.random.default_rng(23)
     for bf in (False, True):
         tm = torch_layer(kind, 3, 4, 2, True, bf, True, dtype, 4)
-        layer = kind.layer(3, 4, num_layers=2, bidirectional=True, batch_first=bf,
-                           dtype=dtype, seed=0)
+        layer = kind.layer(
+            3, 4, num_layers=2, bidirectional=True, batch_first=bf, dtype=dtype, seed=0
+        )
         layer.load_state_dict(tm.state_dict())
         x = rng.standard_normal((7, 3)).astype(dtype)
         state = random_state(rng, kind.mode, (4, 4), dtype)
@@ -221,6 +245,7 @@ def test_layer_bigger(kind):
 # --------------------------------------------------------------------------
 # cells
 # --------------------------------------------------------------------------
+
 
 @pytest.mark.parametrize("dtype", DTYPES, ids=DTYPE_IDS)
 @pytest.mark.parametrize("bias", [True, False], ids=["bias", "nobias"])
@@ -266,11 +291,13 @@ def test_cell_state_dict_to_torch(kind):
 # the reference itself (no fastrnn involved)
 # --------------------------------------------------------------------------
 
+
 @pytest.mark.parametrize("kind", TORCH_KINDS, ids=TORCH_KIND_IDS)
 def test_reference_matches_torch(kind):
     rng = np.random.default_rng(27)
     for L, bi, bf, bias, use_extras in itertools.product(
-            [1, 3], [False, True], [False, True], [True, False], [False, True]):
+        [1, 3], [False, True], [False, True], [True, False], [False, True]
+    ):
         I, H, T, B = 3, 5, 6, 4
         D = 2 if bi else 1
         tm = torch_layer(kind, I, H, L, bias, bf, bi, np.float64, L)
@@ -281,8 +308,9 @@ def test_reference_matches_torch(kind):
             state = random_state(rng, kind.mode, (L * D, B, H))
             lengths = random_lengths(rng, B, T, allow_zero=False)
         y_t, s_t = run_torch(tm, kind, x, state, lengths, bf)
-        y_r, s_r = layer_forward(kind.mode, sd, x, state, lengths, batch_first=bf,
-                                 **kind.ref_kwargs)
+        y_r, s_r = layer_forward(
+            kind.mode, sd, x, state, lengths, batch_first=bf, **kind.ref_kwargs
+        )
         assert rel_err(y_r, y_t) < 1e-13
         for a, b in zip(split_state(kind.mode, s_r), split_state(kind.mode, s_t)):
             assert rel_err(a, b) < 1e-13

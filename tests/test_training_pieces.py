@@ -37,8 +37,10 @@ OPTIMIZERS = [
     ("AdamW", dict(lr=0.01)),
     ("AdamW", dict(lr=0.02, betas=(0.7, 0.9), weight_decay=0.3, amsgrad=True)),
     ("Adagrad", dict(lr=0.1)),
-    ("Adagrad", dict(lr=0.1, lr_decay=0.05, weight_decay=0.01, initial_accumulator_value=0.2,
-                     eps=1e-6)),
+    (
+        "Adagrad",
+        dict(lr=0.1, lr_decay=0.05, weight_decay=0.01, initial_accumulator_value=0.2, eps=1e-6),
+    ),
 ]
 OPT_IDS = [f"{name}-{'-'.join(f'{k}={v}' for k, v in kw.items())}" for name, kw in OPTIMIZERS]
 
@@ -80,10 +82,12 @@ def test_optimizer_steps_modules_and_skips_missing_grads():
     x = np.random.default_rng(2).standard_normal((5, 4))
     for _ in range(4):
         y, cache = lin.forward(x)
-        lin.backward(2 * y, cache)                    # d/dy of sum(y^2)
+        lin.backward(2 * y, cache)  # d/dy of sum(y^2)
         (tlin(torch.tensor(x)) ** 2).sum().backward()
-        opt.step(); opt.zero_grad()
-        topt.step(); topt.zero_grad()
+        opt.step()
+        opt.zero_grad()
+        topt.step()
+        topt.zero_grad()
     for k, v in tlin.state_dict().items():
         assert rel(lin.state_dict()[k], v.numpy()) < 1e-12, k
     assert all(not g.any() for g in lin.grads.values())
@@ -104,9 +108,14 @@ def test_optimizer_calls_params_changed():
     assert calls == [1]
 
 
-@pytest.mark.parametrize("name,kw", [("SGD", dict(lr=0.1, momentum=0.9)),
-                                     ("Adam", dict(lr=0.01, amsgrad=True)),
-                                     ("Adagrad", dict(lr=0.1, initial_accumulator_value=0.1))])
+@pytest.mark.parametrize(
+    "name,kw",
+    [
+        ("SGD", dict(lr=0.1, momentum=0.9)),
+        ("Adam", dict(lr=0.01, amsgrad=True)),
+        ("Adagrad", dict(lr=0.1, initial_accumulator_value=0.1)),
+    ],
+)
 def test_optimizer_state_dict_resumes_exactly(name, kw):
     rng = np.random.default_rng(3)
     gs = rng.standard_normal((6, 4, 3))
@@ -160,10 +169,14 @@ def test_lr_schedule_callable_and_schedulers_match_torch():
     StepLR and CosineLR equal torch's schedulers."""
     p0 = np.random.default_rng(4).standard_normal(5)
     for ours_sched, make_theirs in [
-        (fr.StepLR(0.1, step_size=3, gamma=0.5),
-         lambda o: torch.optim.lr_scheduler.StepLR(o, step_size=3, gamma=0.5)),
-        (fr.CosineLR(0.1, total_steps=7, min_lr=0.01),
-         lambda o: torch.optim.lr_scheduler.CosineAnnealingLR(o, T_max=7, eta_min=0.01)),
+        (
+            fr.StepLR(0.1, step_size=3, gamma=0.5),
+            lambda o: torch.optim.lr_scheduler.StepLR(o, step_size=3, gamma=0.5),
+        ),
+        (
+            fr.CosineLR(0.1, total_steps=7, min_lr=0.01),
+            lambda o: torch.optim.lr_scheduler.CosineAnnealingLR(o, T_max=7, eta_min=0.01),
+        ),
     ]:
         p, g = p0.copy(), np.ones(5)
         tp = torch.tensor(p0.copy(), requires_grad=True)
@@ -173,7 +186,9 @@ def test_lr_schedule_callable_and_schedulers_match_torch():
         for _ in range(8):
             assert math.isclose(opt.current_lr(), topt.param_groups[0]["lr"], rel_tol=1e-12)
             tp.grad = torch.ones(5, dtype=torch.float64)
-            opt.step(); topt.step(); sched.step()
+            opt.step()
+            topt.step()
+            sched.step()
         assert rel(p, tp.detach().numpy()) < 1e-12
     warm = fr.CosineLR(1.0, total_steps=10, warmup=4)
     assert [warm(i) for i in range(4)] == [0.25, 0.5, 0.75, 1.0]
@@ -181,6 +196,7 @@ def test_lr_schedule_callable_and_schedulers_match_torch():
 
 
 # ---------------------------------------------------------------- clipping
+
 
 def _grads(rng, dtype):
     return [rng.standard_normal(s).astype(dtype) * 3 for s in [(4, 3), (7,), (2, 2, 2)]]
@@ -227,6 +243,7 @@ def test_clip_grad_norm_passes_nonfinite_through():
 
 # ---------------------------------------------------------------- cross-entropy
 
+
 @pytest.mark.parametrize("dtype", DTYPES, ids=["f32", "f64"])
 @pytest.mark.parametrize("reduction", ["mean", "sum"])
 @pytest.mark.parametrize("shape", [(5, 3, 7), (11, 4), (6,)])
@@ -241,8 +258,9 @@ def test_cross_entropy_matches_torch(shape, reduction, dtype):
     tl = torch.tensor(logits, requires_grad=True)
     tt = torch.tensor(targets)
     if tl.ndim == 3:  # torch wants the classes in dim 1
-        tloss = torch.nn.functional.cross_entropy(tl.permute(0, 2, 1), tt, ignore_index=ignore,
-                                                  reduction=reduction)
+        tloss = torch.nn.functional.cross_entropy(
+            tl.permute(0, 2, 1), tt, ignore_index=ignore, reduction=reduction
+        )
     else:
         tloss = torch.nn.functional.cross_entropy(tl, tt, ignore_index=ignore, reduction=reduction)
     tloss.backward()
@@ -262,7 +280,7 @@ def test_cross_entropy_custom_ignore_index_and_all_ignored():
     assert math.isclose(loss, tloss.item(), rel_tol=1e-14)
     np.testing.assert_allclose(d, tl.grad.numpy(), rtol=1e-13, atol=1e-16)
     loss, d = fr.cross_entropy(logits, np.full(4, -100))
-    assert math.isnan(loss) and not d.any()            # torch: nan loss, zero gradient
+    assert math.isnan(loss) and not d.any()  # torch: nan loss, zero gradient
     loss, d = fr.cross_entropy(logits, np.full(4, -100), reduction="sum")
     assert loss == 0.0 and not d.any()
 
@@ -306,11 +324,13 @@ def test_cross_entropy_propagates_nan_and_checks_input():
 
 # ---------------------------------------------------------------- Linear, Embedding
 
+
 def test_linear_matches_torch_names_init_and_forward():
     lin = fr.Linear(40, 7, seed=0)
     tlin = torch.nn.Linear(40, 7)
-    assert {k: v.shape for k, v in lin.state_dict().items()} == \
-        {k: tuple(v.shape) for k, v in tlin.state_dict().items()}
+    assert {k: v.shape for k, v in lin.state_dict().items()} == {
+        k: tuple(v.shape) for k, v in tlin.state_dict().items()
+    }
     assert lin.weight.dtype == np.float32
     bound = 1 / math.sqrt(40)
     assert np.abs(lin.weight).max() <= bound and np.abs(lin.weight).max() > 0.9 * bound
@@ -329,7 +349,7 @@ def test_embedding_matches_torch_names_init_and_forward():
     emb = fr.Embedding(500, 40, seed=0)
     temb = torch.nn.Embedding(500, 40)
     assert emb.weight.shape == tuple(temb.weight.shape)
-    assert abs(emb.weight.mean()) < 0.02 and abs(emb.weight.std() - 1) < 0.02   # N(0, 1)
+    assert abs(emb.weight.mean()) < 0.02 and abs(emb.weight.std() - 1) < 0.02  # N(0, 1)
     idx = np.array([[3, 499], [0, 3]])
     np.testing.assert_array_equal(emb(idx), emb.weight[idx])
     with pytest.raises(ValueError, match="indices must be in \\[0, 500\\)"):
@@ -343,18 +363,19 @@ def test_linear_gradients_finite_differences(bias):
     rng = np.random.default_rng(10)
     lin = fr.Linear(4, 3, bias=bias, dtype=np.float64, seed=0)
     x = rng.standard_normal((2, 3, 4))
-    w = rng.standard_normal((2, 3, 3))          # loss = sum(w * y)
+    w = rng.standard_normal((2, 3, 3))  # loss = sum(w * y)
 
     def loss():
         return float(np.sum(w * lin(x)))
 
     y, cache = lin.forward(x)
     dx = lin.backward(w, cache)
-    lin.backward(w, cache)                      # accumulates: twice the gradient
+    lin.backward(w, cache)  # accumulates: twice the gradient
     np.testing.assert_allclose(dx, numeric_grad(loss, x), rtol=1e-7, atol=1e-9)
     for name, p in lin._params.items():
-        np.testing.assert_allclose(lin.grads[name] / 2, numeric_grad(loss, p), rtol=1e-7,
-                                   atol=1e-9, err_msg=name)
+        np.testing.assert_allclose(
+            lin.grads[name] / 2, numeric_grad(loss, p), rtol=1e-7, atol=1e-9, err_msg=name
+        )
     lin.zero_grad()
     assert not any(g.any() for g in lin.grads.values())
 
@@ -362,7 +383,7 @@ def test_linear_gradients_finite_differences(bias):
 def test_embedding_gradients_finite_differences_with_repeats():
     rng = np.random.default_rng(11)
     emb = fr.Embedding(5, 3, dtype=np.float64, seed=0)
-    idx = np.array([[1, 4], [1, 1], [0, 4]])    # repeated rows add up; row 2, 3 unused
+    idx = np.array([[1, 4], [1, 1], [0, 4]])  # repeated rows add up; row 2, 3 unused
     w = rng.standard_normal((3, 2, 3))
     y, cache = emb.forward(idx)
     assert emb.backward(w, cache) is None
