@@ -5,6 +5,7 @@ headers or libraries are needed here. The SIMD code of every level is built
 (csrc/simd.h: the kernel set once per level, by target pragmas) and the level
 is chosen at run time; never -march=native.
 Set FASTRNN_SANITIZE=1 to build with AddressSanitizer and UBSan."""
+
 import glob
 import os
 
@@ -21,7 +22,11 @@ openmp = [] if os.environ.get("FASTRNN_NO_OPENMP") else ["-fopenmp"]
 compile_args = ["-O3", "-fno-math-errno", "-fno-trapping-math"] + openmp
 link_args = list(openmp)
 if os.environ.get("FASTRNN_SANITIZE"):
-    flags = ["-fsanitize=address,undefined", "-fno-omit-frame-pointer", "-fno-sanitize-recover=undefined"]
+    flags = [
+        "-fsanitize=address,undefined",
+        "-fno-omit-frame-pointer",
+        "-fno-sanitize-recover=undefined",
+    ]
     compile_args = ["-O1", "-g", "-DFR_NO_SIMD_COPIES"] + flags + openmp
     link_args = flags + openmp
 

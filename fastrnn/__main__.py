@@ -1,4 +1,5 @@
 """`python -m fastrnn train|sample ...`: the `fastrnn` command."""
+
 import sys
 
 from .cli import main

@@ -3,14 +3,21 @@
 Each failure is a ValueError or TypeError naming the argument, what was
 expected and what was given. Real numeric input of another dtype or layout is
 converted once, as PyTorch users expect."""
+
+from __future__ import annotations
+
 import operator
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
+
+if TYPE_CHECKING:
+    from numpy.typing import ArrayLike, DTypeLike
 
 FLOAT_DTYPES = (np.dtype(np.float32), np.dtype(np.float64))
 
 
-def as_dtype(dtype):
+def as_dtype(dtype: DTypeLike) -> np.dtype[Any]:
     try:
         d = np.dtype(dtype)
     except TypeError:
@@ -20,18 +27,20 @@ def as_dtype(dtype):
     return d
 
 
-def as_real_array(a, name, dtype):
+def as_real_array(a: ArrayLike, name: str, dtype: DTypeLike) -> np.ndarray:
     """`a` as a C-contiguous array of `dtype`; refuses what is not real numbers."""
     try:
         arr = np.asarray(a)
     except Exception as e:  # e.g. a torch tensor that requires grad
-        raise TypeError(f"{name}: expected an array of real numbers, got {type(a).__name__} ({e})") from None
+        raise TypeError(
+            f"{name}: expected an array of real numbers, got {type(a).__name__} ({e})"
+        ) from None
     if arr.dtype.kind not in "fiu":
         raise TypeError(f"{name}: expected an array of real numbers, got dtype {arr.dtype}")
-    return np.asarray(arr, dtype=dtype, order="C")   # (ascontiguousarray makes 0-d 1-D)
+    return np.asarray(arr, dtype=dtype, order="C")  # (ascontiguousarray makes 0-d 1-D)
 
 
-def positive_int(value, name, minimum=1):
+def positive_int(value: Any, name: str, minimum: int = 1) -> int:
     try:
         v = operator.index(value)
     except TypeError:
@@ -41,7 +50,7 @@ def positive_int(value, name, minimum=1):
     return v
 
 
-def as_lengths(lengths, B, T):
+def as_lengths(lengths: ArrayLike, B: int, T: int) -> np.ndarray:
     """Per-sequence lengths as int32 (B,), each in [0, T]."""
     try:
         arr = np.asarray(lengths)
@@ -52,11 +61,13 @@ def as_lengths(lengths, B, T):
     if arr.shape != (B,):
         raise ValueError(f"lengths: expected {B} lengths (one per sequence), got shape {arr.shape}")
     if B and (arr.min() < 0 or arr.max() > T):
-        raise ValueError(f"lengths: expected values in [0, {T}] (T = {T}), got min {arr.min()} max {arr.max()}")
+        raise ValueError(
+            f"lengths: expected values in [0, {T}] (T = {T}), got min {arr.min()} max {arr.max()}"
+        )
     return np.ascontiguousarray(arr, dtype=np.int32)
 
 
-def as_state(h, name, shape, dtype):
+def as_state(h: ArrayLike, name: str, shape: tuple[int, ...], dtype: DTypeLike) -> np.ndarray:
     """An initial state of exactly `shape`, as a fresh contiguous array."""
     arr = as_real_array(h, name, dtype)
     if arr.shape != shape:
@@ -73,11 +84,13 @@ def is_pair(value):
         return False
     try:
         return all(v is None or np.ndim(v) >= 1 for v in value)
-    except ValueError:      # a ragged item
+    except ValueError:  # a ragged item
         return True
 
 
-def as_one_state(value, name, shape, dtype, pair_error):
+def as_one_state(
+    value: Any, name: str, shape: tuple[int, ...], dtype: DTypeLike, pair_error: str
+) -> np.ndarray:
     """as_state for a layer or cell with one state array; `pair_error` is
     the TypeError's message when `value` is a pair instead."""
     try:

@@ -1,5 +1,10 @@
 """One step of a cell: RNNCell, LSTMCell, GRUCell, as PyTorch's cells, with
 their parameter names weight_ih, weight_hh, bias_ih, bias_hh (+ weight_peep)."""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any
+
 import numpy as np
 
 from . import _core
@@ -7,14 +12,29 @@ from ._validate import as_dtype, as_one_state, as_real_array, as_state, positive
 from .layers import GATES, rnn_cell_kind, run_direction
 from .module import Module, Trainable
 
+if TYPE_CHECKING:
+    from numpy.typing import ArrayLike, DTypeLike
+
 
 class _CellBase(Trainable, Module):
-    peephole = False                # options of some cells (see layers._RNNBase)
+    """What RNNCell, LSTMCell and GRUCell share: one step over a batch, and
+    its training forward / backward."""
+
+    peephole = False  # options of some cells (see layers._RNNBase)
     linear_before_reset = True
 
-    def __init__(self, input_size, hidden_size, bias=True, dtype=np.float32, seed=None, **options):
-        self._configure(input_size=input_size, hidden_size=hidden_size, bias=bias, dtype=dtype,
-                        **options)
+    def __init__(
+        self,
+        input_size: int,
+        hidden_size: int,
+        bias: bool = True,
+        dtype: DTypeLike = np.float32,
+        seed: int | None = None,
+        **options: Any,
+    ) -> None:
+        self._configure(
+            input_size=input_size, hidden_size=hidden_size, bias=bias, dtype=dtype, **options
+        )
         self._init_params(seed)
 
     def _configure(self, input_size, hidden_size, bias=True, dtype="float32", **options):
@@ -33,28 +53,41 @@ class _CellBase(Trainable, Module):
             shapes["weight_peep"] = (3 * H,)
         return shapes
 
-    def config(self):
-        return dict(input_size=self.input_size, hidden_size=self.hidden_size, bias=self.bias,
-                    dtype=self.dtype.name, **self._cell_config())
+    def config(self) -> dict[str, Any]:
+        return dict(
+            input_size=self.input_size,
+            hidden_size=self.hidden_size,
+            bias=self.bias,
+            dtype=self.dtype.name,
+            **self._cell_config(),
+        )
 
     def __repr__(self):
         extra = "".join(f", {k}={v!r}" for k, v in self._cell_config().items())
-        return (f"{type(self).__name__}({self.input_size}, {self.hidden_size}, bias={self.bias}"
-                f"{extra}, dtype={self.dtype.name})")
+        return (
+            f"{type(self).__name__}({self.input_size}, {self.hidden_size}, bias={self.bias}"
+            f"{extra}, dtype={self.dtype.name})"
+        )
 
     def _step(self, x, h, c, trace=None):
         """x (B, I) or (I,); h, c (B, H) / (H,) or None -> new (h, c). With
         `trace` (a CellCache) also keeps what backward needs."""
         x = as_real_array(x, "x", self.dtype)
         if x.ndim not in (1, 2) or x.shape[-1] != self.input_size:
-            raise ValueError(f"x: expected shape (B, {self.input_size}) or ({self.input_size},), "
-                             f"got {x.shape}")
+            raise ValueError(
+                f"x: expected shape (B, {self.input_size}) or ({self.input_size},), got {x.shape}"
+            )
         unbatched = x.ndim == 1
         B, H = (1 if unbatched else x.shape[0]), self.hidden_size
         shape = (H,) if unbatched else (B, H)
         lstm = self._cell == _core.LSTM
-        h0 = None if h is None else as_state(h, "state (h)" if not lstm else "state[0] (h)", shape,
-                                             self.dtype).reshape(B, H)
+        h0 = (
+            None
+            if h is None
+            else as_state(
+                h, "state (h)" if not lstm else "state[0] (h)", shape, self.dtype
+            ).reshape(B, H)
+        )
         c0 = None if c is None else as_state(c, "state[1] (c)", shape, self.dtype).reshape(B, H)
         h_n = np.empty((B, H), self.dtype)
         c_n = np.empty((B, H), self.dtype) if lstm else None
@@ -62,17 +95,36 @@ class _CellBase(Trainable, Module):
         cache = None
         if trace is not None:
             cache = np.empty(_core.cache_size(self._cell, H, 1, B), self.dtype)
-            trace.x, trace.array, trace.B, trace.unbatched = x.reshape(1, B, self.input_size), cache, B, unbatched
-        run_direction(self._cell, self._params, "", x.reshape(1, B, self.input_size), h0, c0, None, False,
-                      y, h_n, c_n, self.peephole, self.linear_before_reset, cache, module=self)
+            trace.x, trace.array, trace.B, trace.unbatched = (
+                x.reshape(1, B, self.input_size),
+                cache,
+                B,
+                unbatched,
+            )
+        run_direction(
+            self._cell,
+            self._params,
+            "",
+            x.reshape(1, B, self.input_size),
+            h0,
+            c0,
+            None,
+            False,
+            y,
+            h_n,
+            c_n,
+            self.peephole,
+            self.linear_before_reset,
+            cache,
+            module=self,
+        )
         if unbatched:
             return h_n[0], (None if c_n is None else c_n[0])
         return h_n, c_n
 
-
     # ---------------------------------------------------------------- training
 
-    def _state_parts(self, state, name):
+    def _state_parts(self, state, name) -> tuple[Any, Any]:
         """(h, c) of a state given as h, or (h, c) for LSTMCell."""
         if self._cell != _core.LSTM or state is None:
             return state, None
@@ -80,28 +132,45 @@ class _CellBase(Trainable, Module):
             raise TypeError(f"{name}: expected a tuple (h, c), got {type(state).__name__}")
         return state[0], state[1]
 
-    def forward(self, x, state=None):
-        """Training step: (new state, cache); the state as from calling the
-        cell, `cache` opaque, for `backward` (it keeps a reference to x)."""
+    def forward(
+        self,
+        x: ArrayLike,
+        state: ArrayLike | tuple[ArrayLike | None, ArrayLike | None] | None = None,
+    ) -> tuple[Any, CellCache]:
+        """Training step: returns (new state, cache); x and state as for
+        calling the cell, the new state h' or for LSTMCell (h', c') as from
+        calling it, `cache` opaque, for `backward` (it keeps a reference to x)."""
         cache = CellCache(self)
         h_n, c_n = self._step(x, *self._state_parts(state, "state"), trace=cache)
         return ((h_n, c_n) if self._cell == _core.LSTM else h_n), cache
 
-    def backward(self, dstate, cache):
+    def backward(
+        self, dstate: ArrayLike | tuple[ArrayLike | None, ArrayLike | None] | None, cache: CellCache
+    ) -> tuple[np.ndarray, Any]:
         """Backward of one `forward` step. dstate: gradient w.r.t. the new
-        state, h' or for LSTMCell (h', c') (either may be None). Adds the
-        parameter gradients into `self.grads`; returns (dx, dstate0), the
-        gradients w.r.t. x and the state the step started from (h or (h, c)),
-        shaped as they were."""
+        state, h' or for LSTMCell (h', c') (either may be None; None alone
+        for zeros), shaped as the state. cache: what this cell's `forward`
+        returned (TypeError for another's). Adds the parameter gradients into
+        `self.grads`; returns (dx, dstate0), the gradients w.r.t. x and the
+        state the step started from (h or (h, c)), shaped as they were (also
+        when the step started from zeros)."""
         if not isinstance(cache, CellCache) or cache.model is not self:
             raise TypeError("cache: expected the cache returned by this cell's forward")
         B, H, lstm = cache.B, self.hidden_size, self._cell == _core.LSTM
         shape = (H,) if cache.unbatched else (B, H)
         dh, dc = self._state_parts(dstate, "dstate")
         if dh is not None:
-            dh = (as_state(dh, "dstate (dh)", shape, self.dtype) if lstm else as_one_state(
-                dh, "dstate (dh)", shape, self.dtype,
-                f"dstate: expected one array dh for {type(self).__name__}, got a pair"))
+            dh = (
+                as_state(dh, "dstate (dh)", shape, self.dtype)
+                if lstm
+                else as_one_state(
+                    dh,
+                    "dstate (dh)",
+                    shape,
+                    self.dtype,
+                    f"dstate: expected one array dh for {type(self).__name__}, got a pair",
+                )
+            )
             dh = dh.reshape(B, H)
         dc = None if dc is None else as_state(dc, "dstate[1] (dc)", shape, self.dtype).reshape(B, H)
         dx = np.empty(cache.x.shape, self.dtype)
@@ -109,12 +178,29 @@ class _CellBase(Trainable, Module):
         dc0 = np.empty((B, H), self.dtype) if lstm else None
         params, grads = self._params, self.grads
         _core.layer_backward(
-            cell=self._cell, peephole=self.peephole, linear_before_reset=self.linear_before_reset,
-            w_ih=params["weight_ih"], w_hh=params["weight_hh"], w_peep=params.get("weight_peep"),
-            x=cache.x, lengths=None, reverse=False, cache=cache.array,
-            dy=None, dh_n=dh, dc_n=dc, dx=dx, dx_accumulate=False, dh0=dh0, dc0=dc0,
-            gw_ih=grads["weight_ih"], gw_hh=grads["weight_hh"], gb_ih=grads.get("bias_ih"),
-            gb_hh=grads.get("bias_hh"), gw_peep=grads.get("weight_peep"))
+            cell=self._cell,
+            peephole=self.peephole,
+            linear_before_reset=self.linear_before_reset,
+            w_ih=params["weight_ih"],
+            w_hh=params["weight_hh"],
+            w_peep=params.get("weight_peep"),
+            x=cache.x,
+            lengths=None,
+            reverse=False,
+            cache=cache.array,
+            dy=None,
+            dh_n=dh,
+            dc_n=dc,
+            dx=dx,
+            dx_accumulate=False,
+            dh0=dh0,
+            dc0=dc0,
+            gw_ih=grads["weight_ih"],
+            gw_hh=grads["weight_hh"],
+            gb_ih=grads.get("bias_ih"),
+            gb_hh=grads.get("bias_hh"),
+            gw_peep=grads.get("weight_peep"),
+        )
         if cache.unbatched:
             dx, dh0, dc0 = dx[0, 0], dh0[0], (None if dc0 is None else dc0[0])
         else:
@@ -123,19 +209,41 @@ class _CellBase(Trainable, Module):
 
 
 class CellCache:
-    """What a cell's training forward keeps for backward. Opaque to users."""
+    """What a cell's training forward keeps for backward. Opaque to users:
+    hand it to the cell's `backward`."""
 
     __slots__ = ("model", "x", "array", "B", "unbatched")
+    x: np.ndarray
+    array: np.ndarray
+    B: int
+    unbatched: bool
 
     def __init__(self, model):
         self.model = model
 
 
 class RNNCell(_CellBase):
-    """h' = tanh or relu(W_ih x + b_ih + W_hh h + b_hh)."""
+    """One Elman RNN step, h' = tanh or relu(W_ih x + b_ih + W_hh h + b_hh),
+    as PyTorch's nn.RNNCell.
 
-    def __init__(self, input_size, hidden_size, bias=True, nonlinearity="tanh",
-                 dtype=np.float32, seed=None):
+    input_size I, hidden_size H: the features of x and of h. bias: with the
+    biases b_ih and b_hh. dtype: float32 or float64, of the parameters and
+    results (inputs are converted to it). seed: of the initialisation, every
+    parameter U(-1/sqrt(H), 1/sqrt(H)) as PyTorch's (None: fresh entropy).
+    nonlinearity: 'tanh' or 'relu'.
+
+    Parameters: weight_ih (H, I), weight_hh (H, H), bias_ih, bias_hh (H,).
+    """
+
+    def __init__(
+        self,
+        input_size: int,
+        hidden_size: int,
+        bias: bool = True,
+        nonlinearity: str = "tanh",
+        dtype: DTypeLike = np.float32,
+        seed: int | None = None,
+    ) -> None:
         super().__init__(input_size, hidden_size, bias, dtype, seed, nonlinearity=nonlinearity)
 
     def _configure_cell(self, nonlinearity="tanh"):
@@ -145,16 +253,35 @@ class RNNCell(_CellBase):
     def _cell_config(self):
         return {"nonlinearity": self.nonlinearity}
 
-    def __call__(self, x, state=None):
-        """x (B, I) or (I,), state h or None -> h'."""
+    def __call__(self, x: ArrayLike, state: ArrayLike | None = None) -> np.ndarray:
+        """One step: x (B, I) or unbatched (I,), state h (B, H) or (H,), or
+        None for zeros -> h' (B, H) or (H,), a new array."""
         return self._step(x, state, None)[0]
 
 
 class LSTMCell(_CellBase):
-    """One LSTM step, gates i, f, g, o; optional peepholes (weight_peep: i, f, o)."""
+    """One LSTM step, gates i, f, g, o, as PyTorch's nn.LSTMCell; optional
+    peepholes (weight_peep: i, f, o, as in fr.LSTM).
 
-    def __init__(self, input_size, hidden_size, bias=True, peephole=False, dtype=np.float32,
-                 seed=None):
+    input_size I, hidden_size H: the features of x and of h. bias: with the
+    biases b_ih and b_hh. dtype: float32 or float64, of the parameters and
+    results (inputs are converted to it). seed: of the initialisation, every
+    parameter U(-1/sqrt(H), 1/sqrt(H)) as PyTorch's (None: fresh entropy).
+    peephole: add the peephole connections (no PyTorch equivalent).
+
+    Parameters: weight_ih (4H, I), weight_hh (4H, H), bias_ih, bias_hh (4H,),
+    weight_peep (3H,) with peephole.
+    """
+
+    def __init__(
+        self,
+        input_size: int,
+        hidden_size: int,
+        bias: bool = True,
+        peephole: bool = False,
+        dtype: DTypeLike = np.float32,
+        seed: int | None = None,
+    ) -> None:
         super().__init__(input_size, hidden_size, bias, dtype, seed, peephole=peephole)
 
     def _configure_cell(self, peephole=False):
@@ -164,8 +291,12 @@ class LSTMCell(_CellBase):
     def _cell_config(self):
         return {"peephole": self.peephole}
 
-    def __call__(self, x, state=None):
-        """x (B, I) or (I,), state (h, c) or None -> (h', c')."""
+    def __call__(
+        self, x: ArrayLike, state: tuple[ArrayLike | None, ArrayLike | None] | None = None
+    ) -> tuple[np.ndarray, np.ndarray]:
+        """One step: x (B, I) or unbatched (I,), state (h, c) each (B, H) or
+        (H,) (either may be None for zeros), or None for zeros -> (h', c'),
+        new arrays shaped as h."""
         if state is None:
             return self._step(x, None, None)
         if not isinstance(state, (tuple, list)) or len(state) != 2:
@@ -174,12 +305,30 @@ class LSTMCell(_CellBase):
 
 
 class GRUCell(_CellBase):
-    """One GRU step, gates r, z, n (linear_before_reset as in fr.GRU)."""
+    """One GRU step, gates r, z, n, as PyTorch's nn.GRUCell
+    (linear_before_reset as in fr.GRU: True is PyTorch's form).
 
-    def __init__(self, input_size, hidden_size, bias=True, linear_before_reset=True,
-                 dtype=np.float32, seed=None):
-        super().__init__(input_size, hidden_size, bias, dtype, seed,
-                         linear_before_reset=linear_before_reset)
+    input_size I, hidden_size H: the features of x and of h. bias: with the
+    biases b_ih and b_hh. dtype: float32 or float64, of the parameters and
+    results (inputs are converted to it). seed: of the initialisation, every
+    parameter U(-1/sqrt(H), 1/sqrt(H)) as PyTorch's (None: fresh entropy).
+    linear_before_reset: see fr.GRU (False has no PyTorch equivalent).
+
+    Parameters: weight_ih (3H, I), weight_hh (3H, H), bias_ih, bias_hh (3H,).
+    """
+
+    def __init__(
+        self,
+        input_size: int,
+        hidden_size: int,
+        bias: bool = True,
+        linear_before_reset: bool = True,
+        dtype: DTypeLike = np.float32,
+        seed: int | None = None,
+    ) -> None:
+        super().__init__(
+            input_size, hidden_size, bias, dtype, seed, linear_before_reset=linear_before_reset
+        )
 
     def _configure_cell(self, linear_before_reset=True):
         self.linear_before_reset = bool(linear_before_reset)
@@ -188,6 +337,7 @@ class GRUCell(_CellBase):
     def _cell_config(self):
         return {"linear_before_reset": self.linear_before_reset}
 
-    def __call__(self, x, state=None):
-        """x (B, I) or (I,), state h or None -> h'."""
+    def __call__(self, x: ArrayLike, state: ArrayLike | None = None) -> np.ndarray:
+        """One step: x (B, I) or unbatched (I,), state h (B, H) or (H,), or
+        None for zeros -> h' (B, H) or (H,), a new array."""
         return self._step(x, state, None)[0]

@@ -12,6 +12,7 @@ walk is ('tbptt.*', with the carried hidden state) and, in the JSON
 configuration, the vocabulary, the step, the hyperparameters and the sampling
 RNG's state, so that a resumed run continues exactly as the uninterrupted one.
 """
+
 import hashlib
 import json
 import math
@@ -27,7 +28,7 @@ from . import serialization
 from .embedding import Embedding
 from .layers import GRU, LSTM, RNN
 from .linear import Linear
-from .optim import Adagrad, Adam, AdamW, CosineLR, SGD
+from .optim import SGD, Adagrad, Adam, AdamW, CosineLR
 from .tbptt import TBPTT, evaluate
 
 CELLS = {"lstm": LSTM, "gru": GRU, "rnn": RNN}
@@ -36,6 +37,7 @@ KIND = "CharLM"
 
 
 # ------------------------------------------------------------------ data
+
 
 class Vocabulary:
     """The characters of a text, sorted; ids are their positions."""
@@ -53,7 +55,9 @@ class Vocabulary:
         try:
             return np.array([self._table[c] for c in text], dtype=np.int32)
         except KeyError as e:
-            raise ValueError(f"text: character {e.args[0]!r} is not in the model's vocabulary") from None
+            raise ValueError(
+                f"text: character {e.args[0]!r} is not in the model's vocabulary"
+            ) from None
 
     def decode(self, ids):
         return "".join(self.chars[i] for i in ids)
@@ -67,7 +71,9 @@ def stdlib_corpus(max_chars=3_000_000):
     root = sysconfig.get_paths()["stdlib"]
     paths = []
     for folder, dirs, files in os.walk(root):
-        dirs[:] = sorted(d for d in dirs if d not in ("site-packages", "dist-packages", "__pycache__"))
+        dirs[:] = sorted(
+            d for d in dirs if d not in ("site-packages", "dist-packages", "__pycache__")
+        )
         paths.extend(os.path.join(folder, f) for f in files if f.endswith(".py"))
     paths.sort(key=lambda p: os.path.relpath(p, root).replace(os.sep, "/"))
     parts, starts, size = [], [], 0
@@ -109,12 +115,14 @@ def split_streams(ids, starts, batch):
     ids = np.asarray(ids)
     n = len(ids) // batch
     if n < 2:
-        raise ValueError(f"text: {len(ids)} characters are too few for {batch} streams of at "
-                         f"least 2; use a smaller --batch or a longer text")
+        raise ValueError(
+            f"text: {len(ids)} characters are too few for {batch} streams of at "
+            f"least 2; use a smaller --batch or a longer text"
+        )
     begins = np.zeros(len(ids), bool)
     begins[np.asarray(starts, dtype=np.int64)] = True
-    data = np.ascontiguousarray(ids[:n * batch].reshape(batch, n).T)
-    resets = np.ascontiguousarray(begins[:n * batch].reshape(batch, n).T)
+    data = np.ascontiguousarray(ids[: n * batch].reshape(batch, n).T)
+    resets = np.ascontiguousarray(begins[: n * batch].reshape(batch, n).T)
     return data[:-1], data[1:], resets[:-1]
 
 
@@ -123,19 +131,32 @@ def holdout_split(text, starts, fraction=0.05, max_chars=50_000):
     Returns (train_text, train_starts, heldout_text, heldout_starts)."""
     k = max(2, min(int(len(text) * fraction), max_chars))
     cut = len(text) - k
-    return (text[:cut], [s for s in starts if s < cut],
-            text[cut:], [0] + [s - cut for s in starts if s > cut])
+    return (
+        text[:cut],
+        [s for s in starts if s < cut],
+        text[cut:],
+        [0] + [s - cut for s in starts if s > cut],
+    )
 
 
 # ------------------------------------------------------------------ model
+
 
 class CharRNN:
     """Embedding -> recurrent layers -> Linear, with the layers' training API:
     forward(ids, state) -> (logits, state_n, cache), backward(dlogits, cache,
     dstate) -> (None, dstate0); calling it runs inference."""
 
-    def __init__(self, vocab_size, cell="lstm", hidden_size=256, num_layers=1, embed_dim=32,
-                 dtype=np.float32, seed=None):
+    def __init__(
+        self,
+        vocab_size,
+        cell="lstm",
+        hidden_size=256,
+        num_layers=1,
+        embed_dim=32,
+        dtype=np.float32,
+        seed=None,
+    ):
         if cell not in CELLS:
             raise ValueError(f"cell: expected one of {sorted(CELLS)}, got {cell!r}")
         seeds = [int(s) for s in np.random.SeedSequence(seed).generate_state(3)]
@@ -149,9 +170,14 @@ class CharRNN:
         return {"embedding": self.embedding, "rnn": self.rnn, "head": self.head}
 
     def config(self):
-        return dict(vocab_size=self.embedding.num_embeddings, cell=self.cell,
-                    hidden_size=self.rnn.hidden_size, num_layers=self.rnn.num_layers,
-                    embed_dim=self.embedding.embedding_dim, dtype=self.rnn.dtype.name)
+        return dict(
+            vocab_size=self.embedding.num_embeddings,
+            cell=self.cell,
+            hidden_size=self.rnn.hidden_size,
+            num_layers=self.rnn.num_layers,
+            embed_dim=self.embedding.embedding_dim,
+            dtype=self.rnn.dtype.name,
+        )
 
     def __call__(self, ids, state=None):
         """Inference: ids (T, B) -> (logits (T, B, V), state_n)."""
@@ -176,8 +202,9 @@ class CharRNN:
             m.zero_grad()
 
     def state_dict(self):
-        return {f"{k}.{name}": p for k, m in self.modules.items()
-                for name, p in m.state_dict().items()}
+        return {
+            f"{k}.{name}": p for k, m in self.modules.items() for name, p in m.state_dict().items()
+        }
 
     def load_state_dict(self, d):
         for k, m in self.modules.items():
@@ -218,14 +245,21 @@ def sample(model, vocab, length, temperature=1.0, prime=None, rng=None):
 
 # ------------------------------------------------------------------ checkpoints
 
+
 def save_checkpoint(path, model, vocab, optimizer, tbptt, step, settings, rng, data=None):
     """One .npz, atomically (see the module docstring); `data` identifies the
     training text, so a resume knows whether the saved walk applies."""
     arrays = {f"model.{k}": v for k, v in model.state_dict().items()}
     arrays.update({f"optim.{k}": v for k, v in optimizer.state_dict().items()})
     arrays.update({f"tbptt.{k}": v for k, v in tbptt.state_dict().items()})
-    config = dict(model=model.config(), vocab=vocab.chars, step=int(step), settings=settings,
-                  rng=rng.bit_generator.state, data=data)
+    config = dict(
+        model=model.config(),
+        vocab=vocab.chars,
+        step=int(step),
+        settings=settings,
+        rng=rng.bit_generator.state,
+        data=data,
+    )
     serialization.save(path, KIND, config, arrays)
 
 
@@ -239,13 +273,17 @@ def load_checkpoint(path):
             arrays = {k: data[k] for k in data.files if k != serialization.CONFIG_KEY}
     except (OSError, EOFError, ValueError, KeyError, zipfile.BadZipFile) as e:
         raise ValueError(f"checkpoint: cannot read {path!r}: {e}") from None
-    if not isinstance(meta, dict) or meta.get("type") != KIND or not isinstance(meta.get("config"), dict):
+    if (
+        not isinstance(meta, dict)
+        or meta.get("type") != KIND
+        or not isinstance(meta.get("config"), dict)
+    ):
         raise ValueError(f"checkpoint: {path!r} is not a fastrnn character-model checkpoint")
     return meta["config"], arrays
 
 
 def _part(arrays, prefix):
-    return {k[len(prefix):]: v for k, v in arrays.items() if k.startswith(prefix)}
+    return {k[len(prefix) :]: v for k, v in arrays.items() if k.startswith(prefix)}
 
 
 def load_model(path):
@@ -268,12 +306,33 @@ def load_model(path):
 # The defaults train in about a minute on this 2-core machine (one thread,
 # ~30 ms per step of 32 streams x 32 characters) to ~1.9 bits per character on
 # held-out standard-library code.
-DEFAULTS = dict(cell="lstm", hidden=256, layers=1, embed=32, seq_len=32, batch=32, lr=6e-3,
-                optimizer="adam", clip=5.0, seed=0, dtype="float32", min_lr_ratio=0.1)
+DEFAULTS = dict(
+    cell="lstm",
+    hidden=256,
+    layers=1,
+    embed=32,
+    seq_len=32,
+    batch=32,
+    lr=6e-3,
+    optimizer="adam",
+    clip=5.0,
+    seed=0,
+    dtype="float32",
+    min_lr_ratio=0.1,
+)
 STEPS = 1500
 # what a resumed run cannot change: the model, its optimizer state and the data layout
-FIXED_ON_RESUME = ("cell", "hidden", "layers", "embed", "seq_len", "batch", "optimizer", "seed",
-                   "dtype")
+FIXED_ON_RESUME = (
+    "cell",
+    "hidden",
+    "layers",
+    "embed",
+    "seq_len",
+    "batch",
+    "optimizer",
+    "seed",
+    "dtype",
+)
 
 
 def _digest(ids):
@@ -291,18 +350,30 @@ class _Progress:
         except ImportError:
             self.bar, self.every = None, max(1, (total - initial) // 20)
         else:
-            self.bar = tqdm(total=total, initial=initial, unit="step", file=out, dynamic_ncols=True,
-                            mininterval=0.5)
+            self.bar = tqdm(
+                total=total,
+                initial=initial,
+                unit="step",
+                file=out,
+                dynamic_ncols=True,
+                mininterval=0.5,
+            )
 
     def update(self, loss, rate):
         self.n += 1
         if self.bar is not None:
-            self.bar.set_postfix_str(f"loss {loss:.3f} ({loss / math.log(2):.2f} bpc), "
-                                     f"{rate:,.0f} chars/s", refresh=False)
+            self.bar.set_postfix_str(
+                f"loss {loss:.3f} ({loss / math.log(2):.2f} bpc), {rate:,.0f} chars/s",
+                refresh=False,
+            )
             self.bar.update(1)
         elif self.n % self.every == 0 or self.n == self.total:
-            print(f"step {self.n}/{self.total}  loss {loss:.3f} ({loss / math.log(2):.2f} bpc)  "
-                  f"{rate:,.0f} chars/s", file=self.out, flush=True)
+            print(
+                f"step {self.n}/{self.total}  loss {loss:.3f} ({loss / math.log(2):.2f} bpc)  "
+                f"{rate:,.0f} chars/s",
+                file=self.out,
+                flush=True,
+            )
 
     def write(self, text):
         if self.bar is not None:
@@ -315,8 +386,18 @@ class _Progress:
             self.bar.close()
 
 
-def train(text_path=None, steps=STEPS, out="fastrnn-run", resume=False, sample_every=None,
-          save_every=None, sample_length=200, temperature=0.8, log=None, **settings):
+def train(
+    text_path=None,
+    steps=STEPS,
+    out="fastrnn-run",
+    resume=False,
+    sample_every=None,
+    save_every=None,
+    sample_length=200,
+    temperature=0.8,
+    log=None,
+    **settings,
+):
     """Train (or resume training of) a character model up to `steps` updates.
 
     With text_path None it trains on the standard library's sources
@@ -342,11 +423,14 @@ def train(text_path=None, steps=STEPS, out="fastrnn-run", resume=False, sample_e
         print(f"{path} exists: a new run replaces it (--resume continues it)", file=log)
     if resume and os.path.exists(path):
         config, arrays = load_checkpoint(path)
-        changed = [k for k in FIXED_ON_RESUME if k in given and given[k] != config["settings"].get(k)]
+        changed = [
+            k for k in FIXED_ON_RESUME if k in given and given[k] != config["settings"].get(k)
+        ]
         if changed:
             had = ", ".join(f"{k}={config['settings'].get(k)!r}" for k in changed)
-            raise ValueError(f"resume: cannot change {', '.join(changed)} of the run in {path} "
-                             f"(it has {had})")
+            raise ValueError(
+                f"resume: cannot change {', '.join(changed)} of the run in {path} (it has {had})"
+            )
         s = {**DEFAULTS, **config["settings"], **given}
     else:
         s = {**DEFAULTS, **given}
@@ -361,16 +445,26 @@ def train(text_path=None, steps=STEPS, out="fastrnn-run", resume=False, sample_e
     try:
         train_ids, held_ids = vocab.encode(train_text), vocab.encode(held_text)
     except ValueError as e:
-        raise ValueError(f"{e}: the text has characters the checkpoint's model does not know") from None
+        raise ValueError(
+            f"{e}: the text has characters the checkpoint's model does not know"
+        ) from None
     inputs, targets, resets = split_streams(train_ids, train_starts, s["batch"])
     digest = _digest(train_ids)
 
-    model = CharRNN(len(vocab), s["cell"], s["hidden"], s["layers"], s["embed"], s["dtype"],
-                    s["seed"])
+    model = CharRNN(
+        len(vocab), s["cell"], s["hidden"], s["layers"], s["embed"], s["dtype"], s["seed"]
+    )
     schedule = CosineLR(s["lr"], steps, min_lr=s["lr"] * s["min_lr_ratio"])
     optimizer = OPTIMIZERS[s["optimizer"]](list(model.modules.values()), lr=schedule)
-    tbptt = TBPTT(model, optimizer, inputs, targets, k1=s["seq_len"], resets=resets,
-                  clip_norm=s["clip"] or None)
+    tbptt = TBPTT(
+        model,
+        optimizer,
+        inputs,
+        targets,
+        k1=s["seq_len"],
+        resets=resets,
+        clip_norm=s["clip"] or None,
+    )
     rng = np.random.default_rng(s["seed"])
     step = 0
     if config is not None:
@@ -380,8 +474,11 @@ def train(text_path=None, steps=STEPS, out="fastrnn-run", resume=False, sample_e
         if config.get("data") == digest:
             tbptt.load_state_dict(_part(arrays, "tbptt."))
         else:
-            print("resume: the training text differs from the checkpoint's; its walk over the "
-                  "data starts again at the beginning", file=log)
+            print(
+                "resume: the training text differs from the checkpoint's; its walk over the "
+                "data starts again at the beginning",
+                file=log,
+            )
         rng.bit_generator.state = config["rng"]
         print(f"resumed {path} at step {step}", file=log)
     sample_every = sample_every or max(1, steps // 4)
@@ -391,9 +488,13 @@ def train(text_path=None, steps=STEPS, out="fastrnn-run", resume=False, sample_e
         save_checkpoint(path, model, vocab, optimizer, tbptt, step, s, rng, digest)
 
     corpus = text_path or f"the Python standard library's sources ({len(starts)} files)"
-    print(f"training a {s['layers']}-layer {s['cell'].upper()}, hidden {s['hidden']} "
-          f"({model.num_params():,} parameters), on {corpus}: {len(text):,} characters, "
-          f"vocabulary {len(vocab)}, {len(held_text):,} held out", file=log, flush=True)
+    print(
+        f"training a {s['layers']}-layer {s['cell'].upper()}, hidden {s['hidden']} "
+        f"({model.num_params():,} parameters), on {corpus}: {len(text):,} characters, "
+        f"vocabulary {len(vocab)}, {len(held_text):,} held out",
+        file=log,
+        flush=True,
+    )
     progress = _Progress(steps, step, sys.stderr if log is sys.stdout else log)  # bar on stderr
     t0, trained, losses = time.perf_counter(), 0, []
     try:
@@ -406,9 +507,11 @@ def train(text_path=None, steps=STEPS, out="fastrnn-run", resume=False, sample_e
             smooth = float(np.mean(losses[-50:]))
             progress.update(smooth, trained / (time.perf_counter() - t0))
             if step % sample_every == 0 and step < steps:
-                progress.write(f"--- step {step}, loss {smooth:.3f} ({smooth / math.log(2):.2f} "
-                               f"bpc) ---\n"
-                               f"{sample(model, vocab, sample_length, temperature, rng=rng)}\n---")
+                progress.write(
+                    f"--- step {step}, loss {smooth:.3f} ({smooth / math.log(2):.2f} "
+                    f"bpc) ---\n"
+                    f"{sample(model, vocab, sample_length, temperature, rng=rng)}\n---"
+                )
             if step % save_every == 0 and step < steps:
                 checkpoint()
     finally:
@@ -419,8 +522,17 @@ def train(text_path=None, steps=STEPS, out="fastrnn-run", resume=False, sample_e
     nats = evaluate(model, *split_streams(held_ids, held_starts, streams))
     bpc = nats / math.log(2)
     text_out = sample(model, vocab, 2 * sample_length, temperature, rng=rng)
-    print(f"step {step}: held-out {bpc:.3f} bits per character ({len(held_text):,} characters); "
-          f"trained on {trained:,} characters in {seconds:.1f} s; saved {path}", file=log)
+    print(
+        f"step {step}: held-out {bpc:.3f} bits per character ({len(held_text):,} characters); "
+        f"trained on {trained:,} characters in {seconds:.1f} s; saved {path}",
+        file=log,
+    )
     print(f"--- sample (temperature {temperature}) ---\n{text_out}\n---", file=log, flush=True)
-    return dict(step=step, heldout_bpc=bpc, train_loss=losses[-1] if losses else None,
-                checkpoint=path, seconds=seconds, sample=text_out)
+    return dict(
+        step=step,
+        heldout_bpc=bpc,
+        train_loss=losses[-1] if losses else None,
+        checkpoint=path,
+        seconds=seconds,
+        sample=text_out,
+    )

@@ -1,6 +1,10 @@
 """The sequence layers users call: RNN, LSTM, GRU, with PyTorch's
 constructor arguments, parameter names, shapes and results."""
+
+from __future__ import annotations
+
 import warnings
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
@@ -9,6 +13,11 @@ from ._validate import as_dtype, as_lengths, as_one_state, as_real_array, as_sta
 from .module import Module, Trainable
 from .stream import make_stream
 from .threads import get_num_threads
+
+if TYPE_CHECKING:
+    from numpy.typing import ArrayLike, DTypeLike
+
+    from .stream import Stream
 
 GATES = {_core.RNN_TANH: 1, _core.RNN_RELU: 1, _core.LSTM: 4, _core.GRU: 3}
 
@@ -35,8 +44,23 @@ def dropout_generator(seed):
     return np.random.default_rng(np.random.SeedSequence(seed, spawn_key=(1,)))
 
 
-def run_direction(cell, params, suffix, x, h0, c0, lengths, reverse, y, h_n, c_n,
-                  peephole=False, linear_before_reset=True, cache=None, module=None):
+def run_direction(
+    cell,
+    params,
+    suffix,
+    x,
+    h0,
+    c0,
+    lengths,
+    reverse,
+    y,
+    h_n,
+    c_n,
+    peephole=False,
+    linear_before_reset=True,
+    cache=None,
+    module=None,
+):
     """One layer-direction through C; parameters named `weight_ih{suffix}` etc.;
     with `module`, its cached packed weights."""
     packed = packed_ih = packed_hr = None
@@ -52,9 +76,30 @@ def run_direction(cell, params, suffix, x, h0, c0, lengths, reverse, y, h_n, c_n
     num_threads = get_num_threads()
     # Positional, each value named as its parameter: keywords would cost a
     # cell step (LSTMCell) a few percent in argument parsing.
-    _core.layer_forward(cell, peephole, linear_before_reset, w_ih, w_hh, b_ih, b_hh, w_peep,
-                        x, h0, c0, lengths, reverse, y, h_n, c_n, cache, packed,
-                        num_threads, packed_ih, w_hr, packed_hr)
+    _core.layer_forward(
+        cell,
+        peephole,
+        linear_before_reset,
+        w_ih,
+        w_hh,
+        b_ih,
+        b_hh,
+        w_peep,
+        x,
+        h0,
+        c0,
+        lengths,
+        reverse,
+        y,
+        h_n,
+        c_n,
+        cache,
+        packed,
+        num_threads,
+        packed_ih,
+        w_hr,
+        packed_hr,
+    )
 
 
 class _RNNBase(Trainable, Module):
@@ -68,19 +113,51 @@ class _RNNBase(Trainable, Module):
     linear_before_reset = True
     proj_size = 0
 
-    def __init__(self, input_size, hidden_size, num_layers=1, bias=True, batch_first=False,
-                 bidirectional=False, dtype=np.float32, seed=None, dropout=0.0, **options):
-        self._configure(input_size=input_size, hidden_size=hidden_size, num_layers=num_layers,
-                        bias=bias, batch_first=batch_first, bidirectional=bidirectional,
-                        dtype=dtype, dropout=dropout, **options)
+    def __init__(
+        self,
+        input_size: int,
+        hidden_size: int,
+        num_layers: int = 1,
+        bias: bool = True,
+        batch_first: bool = False,
+        bidirectional: bool = False,
+        dtype: DTypeLike = np.float32,
+        seed: int | None = None,
+        dropout: float = 0.0,
+        **options: Any,
+    ) -> None:
+        self._configure(
+            input_size=input_size,
+            hidden_size=hidden_size,
+            num_layers=num_layers,
+            bias=bias,
+            batch_first=batch_first,
+            bidirectional=bidirectional,
+            dtype=dtype,
+            dropout=dropout,
+            **options,
+        )
         if self.dropout > 0 and self.num_layers == 1:
-            warnings.warn("dropout is applied to the outputs of every layer but the last, so "
-                          f"dropout={self.dropout} with num_layers=1 does nothing", stacklevel=3)
+            warnings.warn(
+                "dropout is applied to the outputs of every layer but the last, so "
+                f"dropout={self.dropout} with num_layers=1 does nothing",
+                stacklevel=3,
+            )
         self._init_params(seed)
         self.seed_dropout(seed)
 
-    def _configure(self, input_size, hidden_size, num_layers=1, bias=True, batch_first=False,
-                   bidirectional=False, dtype="float32", dropout=0.0, **options):
+    def _configure(
+        self,
+        input_size,
+        hidden_size,
+        num_layers=1,
+        bias=True,
+        batch_first=False,
+        bidirectional=False,
+        dtype="float32",
+        dropout=0.0,
+        **options,
+    ):
         self.dropout = _probability(dropout, "dropout")
         self.input_size = positive_int(input_size, "input_size")
         self.hidden_size = positive_int(hidden_size, "hidden_size")
@@ -95,20 +172,28 @@ class _RNNBase(Trainable, Module):
         """Cell-specific options (nonlinearity, peephole, linear_before_reset)."""
 
     @property
-    def num_directions(self):
+    def num_directions(self) -> int:
+        """2 for a bidirectional layer, else 1 (D in the shapes)."""
         return 2 if self.bidirectional else 1
 
     @property
-    def output_size(self):
+    def output_size(self) -> int:
         """Features of h per direction: proj_size for a projected LSTM, else
         hidden_size."""
         return self.proj_size or self.hidden_size
 
-    def config(self):
-        return dict(input_size=self.input_size, hidden_size=self.hidden_size,
-                    num_layers=self.num_layers, bias=self.bias, batch_first=self.batch_first,
-                    bidirectional=self.bidirectional, dtype=self.dtype.name,
-                    dropout=self.dropout, **self._cell_config())
+    def config(self) -> dict[str, Any]:
+        return dict(
+            input_size=self.input_size,
+            hidden_size=self.hidden_size,
+            num_layers=self.num_layers,
+            bias=self.bias,
+            batch_first=self.batch_first,
+            bidirectional=self.bidirectional,
+            dtype=self.dtype.name,
+            dropout=self.dropout,
+            **self._cell_config(),
+        )
 
     def _suffixes(self):
         """(layer, direction, suffix) in PyTorch's parameter order."""
@@ -134,9 +219,11 @@ class _RNNBase(Trainable, Module):
 
     def __repr__(self):
         extra = "".join(f", {k}={v!r}" for k, v in self._cell_config().items())
-        return (f"{type(self).__name__}({self.input_size}, {self.hidden_size}, "
-                f"num_layers={self.num_layers}, bias={self.bias}, batch_first={self.batch_first}, "
-                f"bidirectional={self.bidirectional}{extra}, dtype={self.dtype.name})")
+        return (
+            f"{type(self).__name__}({self.input_size}, {self.hidden_size}, "
+            f"num_layers={self.num_layers}, bias={self.bias}, batch_first={self.batch_first}, "
+            f"bidirectional={self.bidirectional}{extra}, dtype={self.dtype.name})"
+        )
 
     def _has_cell_state(self):
         return self._cell == _core.LSTM
@@ -149,24 +236,42 @@ class _RNNBase(Trainable, Module):
         shape = (LD, R) if unbatched else (LD, B, R)
         if self._has_cell_state():
             if not isinstance(state, (tuple, list)) or len(state) != 2:
-                raise TypeError(f"state: expected a tuple (h0, c0) for {type(self).__name__}, "
-                                f"got {type(state).__name__}")
+                raise TypeError(
+                    f"state: expected a tuple (h0, c0) for {type(self).__name__}, "
+                    f"got {type(state).__name__}"
+                )
             h0 = as_state(state[0], "state[0] (h0)", shape, self.dtype)
             c0 = as_state(state[1], "state[1] (c0)", shape[:-1] + (H,), self.dtype)
             return h0.reshape(LD, B, R), c0.reshape(LD, B, H)
-        return as_one_state(state, "state (h0)", shape, self.dtype,
-                            f"state: expected one array h0 for {type(self).__name__}, got a pair"
-                            ).reshape(LD, B, R), None
+        return as_one_state(
+            state,
+            "state (h0)",
+            shape,
+            self.dtype,
+            f"state: expected one array h0 for {type(self).__name__}, got a pair",
+        ).reshape(LD, B, R), None
 
-    def __call__(self, x, state=None, lengths=None):
+    def __call__(
+        self,
+        x: ArrayLike,
+        state: ArrayLike | tuple[ArrayLike, ArrayLike] | None = None,
+        lengths: ArrayLike | None = None,
+    ) -> tuple[np.ndarray, Any]:
         """Inference over a batch of sequences.
 
-        x: (T, B, I), or (B, T, I) with batch_first, or unbatched (T, I).
-        state: h0 (L*D, B, H) or for LSTM (h0, c0); None for zeros. (A
-        projected LSTM's h0, h_n and y have proj_size features, not H.)
+        x: (T, B, I), or (B, T, I) with batch_first, or unbatched (T, I);
+        any real array-like, converted to the layer's dtype.
+        state: h0 (L*D, B, H) or for LSTM (h0, c0) with c0 (L*D, B, H);
+        unbatched (L*D, H); None for zeros. (A projected LSTM's h0, h_n and
+        y have proj_size features, not H.)
         lengths: B ints in [0, T], any order: outputs past a sequence's length
         are zero and its final state is the one at its own last step.
-        Returns (y, h_n), for LSTM (y, (h_n, c_n)), shaped as PyTorch's."""
+        Returns (y, h_n), for LSTM (y, (h_n, c_n)), shaped as PyTorch's:
+        y (T, B, D*H) or (B, T, D*H) with batch_first, or (T, D*H)
+        unbatched; h_n and c_n (L*D, B, H), or (L*D, H) unbatched.
+        Raises ValueError or TypeError, naming the argument, for a wrong
+        shape or dtype. (The state is typed Any: an array, or for LSTM a
+        pair of arrays, so that `y, h_n = gru(x)` type-checks.)"""
         y, h_n, c_n = self._forward(x, state, lengths)
         return (y, (h_n, c_n)) if self._has_cell_state() else (y, h_n)
 
@@ -176,8 +281,9 @@ class _RNNBase(Trainable, Module):
         layer's input and applies inter-layer dropout."""
         x = as_real_array(x, "x", self.dtype)
         if x.ndim not in (2, 3):
-            raise ValueError(f"x: expected a 3-D (T, B, I) or unbatched 2-D (T, I) array, "
-                             f"got shape {x.shape}")
+            raise ValueError(
+                f"x: expected a 3-D (T, B, I) or unbatched 2-D (T, I) array, got shape {x.shape}"
+            )
         unbatched = x.ndim == 2
         if unbatched:
             x = x[:, None, :]
@@ -185,8 +291,10 @@ class _RNNBase(Trainable, Module):
             x = np.ascontiguousarray(x.transpose(1, 0, 2))
         T, B, I = x.shape
         if I != self.input_size:
-            raise ValueError(f"x: expected input_size {self.input_size} features in the last "
-                             f"dimension, got shape {x.shape if not unbatched else x.shape[::2]}")
+            raise ValueError(
+                f"x: expected input_size {self.input_size} features in the last "
+                f"dimension, got shape {x.shape if not unbatched else x.shape[::2]}"
+            )
         h0, c0 = self._initial_state(state, B, unbatched)
         if lengths is not None:
             lengths = as_lengths(lengths, B, T)
@@ -211,13 +319,26 @@ class _RNNBase(Trainable, Module):
                 cache = None
                 if trace is not None:
                     cache = _core.aligned_empty(  # 64-byte rows: fastrnn.h
-                        _core.cache_size(self._cell, H, T, B, P), self.dtype)
+                        _core.cache_size(self._cell, H, T, B, P), self.dtype
+                    )
                     trace.arrays.append(cache)
-                run_direction(self._cell, self._params, f"_l{layer}" + ("_reverse" if d else ""),
-                              x, None if h0 is None else h0[k], None if c0 is None else c0[k],
-                              lengths, d == 1, y[:, :, d * R:(d + 1) * R], h_n[k],
-                              None if c_n is None else c_n[k], self.peephole,
-                              self.linear_before_reset, cache, self)
+                run_direction(
+                    self._cell,
+                    self._params,
+                    f"_l{layer}" + ("_reverse" if d else ""),
+                    x,
+                    None if h0 is None else h0[k],
+                    None if c0 is None else c0[k],
+                    lengths,
+                    d == 1,
+                    y[:, :, d * R : (d + 1) * R],
+                    h_n[k],
+                    None if c_n is None else c_n[k],
+                    self.peephole,
+                    self.linear_before_reset,
+                    cache,
+                    self,
+                )
             if trace is not None and self.dropout > 0 and layer < self.num_layers - 1:
                 mask = self._dropout_mask(y.shape)
                 trace.masks.append(mask)
@@ -230,19 +351,27 @@ class _RNNBase(Trainable, Module):
             y = np.ascontiguousarray(y.transpose(1, 0, 2))
         return y, h_n, c_n
 
-    def stream(self, batch_size=1):
+    def stream(self, batch_size: int = 1) -> Stream:
         """A Stream: this layer one time step per call over `batch_size` rows,
-        for services -- s.step(x_t), s.run(x_chunk), s.state, s.reset(rows).
-        Unidirectional layers only; see fastrnn/stream.py."""
+        from zero state, for services -- s.step(x_t), s.run(x_chunk),
+        s.state, s.reset(rows). Unidirectional layers only (ValueError for a
+        bidirectional one); see fastrnn.Stream and fastrnn/stream.py."""
         return make_stream(self, batch_size)
 
     # ---------------------------------------------------------------- training
 
-    def forward(self, x, state=None, lengths=None):
+    def forward(
+        self,
+        x: ArrayLike,
+        state: ArrayLike | tuple[ArrayLike, ArrayLike] | None = None,
+        lengths: ArrayLike | None = None,
+    ) -> tuple[np.ndarray, Any, TrainingCache]:
         """Training forward: as calling the layer, plus inter-layer dropout
         (when dropout > 0) and what backward needs.
 
-        Returns (y, state_n, cache): y and state_n as from calling the layer;
+        x, state and lengths as for calling the layer.
+        Returns (y, state_n, cache): y and state_n (h_n, or for LSTM
+        (h_n, c_n)) as from calling the layer;
         `cache` is opaque, for `backward`. It keeps references to x and to
         each layer's output: do not modify them in place before backward."""
         cache = TrainingCache(self)
@@ -250,10 +379,18 @@ class _RNNBase(Trainable, Module):
         cache.y_shape = y.shape
         return y, ((h_n, c_n) if self._has_cell_state() else h_n), cache
 
-    def backward(self, dy, cache, dstate=None, *, input_grad=True):
+    def backward(
+        self,
+        dy: ArrayLike,
+        cache: TrainingCache,
+        dstate: ArrayLike | tuple[ArrayLike | None, ArrayLike | None] | None = None,
+        *,
+        input_grad: bool = True,
+    ) -> tuple[np.ndarray | None, Any]:
         """Backpropagation through time for a `forward`.
 
-        dy: gradient of the loss w.r.t. y, shaped as y. dstate: gradient
+        dy: gradient of the loss w.r.t. y, shaped as y. cache: what this
+        layer's `forward` returned (TypeError for another's). dstate: gradient
         w.r.t. the final state, h_n or for LSTM (h_n, c_n) (either may be
         None); None for zeros. Adds the parameter gradients into `self.grads`
         and returns (dx, dstate0): the gradients w.r.t. x (shaped as x) and
@@ -263,7 +400,7 @@ class _RNNBase(Trainable, Module):
         Uses the current weights, which must be those of the forward."""
         if not isinstance(cache, TrainingCache) or cache.model is not self:
             raise TypeError("cache: expected the cache returned by this layer's forward")
-        T, B, H, D = cache.T, cache.B, self.hidden_size, self.num_directions
+        B, H, D = cache.B, self.hidden_size, self.num_directions
         LD, R = self.num_layers * D, self.output_size
         dy = as_real_array(dy, "dy", self.dtype)
         if dy.shape != cache.y_shape:
@@ -278,26 +415,43 @@ class _RNNBase(Trainable, Module):
         params, grads = self._params, self.grads
         for layer in reversed(range(self.num_layers)):
             x = cache.inputs[layer]
-            dx = (_core.aligned_empty(x.size, self.dtype).reshape(x.shape)
-                  if layer > 0 or input_grad else None)
+            dx = (
+                _core.aligned_empty(x.size, self.dtype).reshape(x.shape)
+                if layer > 0 or input_grad
+                else None
+            )
             for d in range(D):
                 k, sfx = layer * D + d, f"_l{layer}" + ("_reverse" if d else "")
                 _core.layer_backward(
-                    cell=self._cell, peephole=self.peephole,
+                    cell=self._cell,
+                    peephole=self.peephole,
                     linear_before_reset=self.linear_before_reset,
-                    w_ih=params["weight_ih" + sfx], w_hh=params["weight_hh" + sfx],
-                    w_peep=params.get("weight_peep" + sfx), w_hr=params.get("weight_hr" + sfx),
-                    x=x, lengths=cache.lengths, reverse=d == 1, cache=cache.arrays[k],
-                    dy=dy[:, :, d * R:(d + 1) * R], dh_n=None if dh_n is None else dh_n[k],
+                    w_ih=params["weight_ih" + sfx],
+                    w_hh=params["weight_hh" + sfx],
+                    w_peep=params.get("weight_peep" + sfx),
+                    w_hr=params.get("weight_hr" + sfx),
+                    x=x,
+                    lengths=cache.lengths,
+                    reverse=d == 1,
+                    cache=cache.arrays[k],
+                    dy=dy[:, :, d * R : (d + 1) * R],
+                    dh_n=None if dh_n is None else dh_n[k],
                     dc_n=None if dc_n is None else dc_n[k],
-                    dx=dx, dx_accumulate=d > 0, dh0=dh0[k], dc0=None if dc0 is None else dc0[k],
-                    gw_ih=grads["weight_ih" + sfx], gw_hh=grads["weight_hh" + sfx],
-                    gb_ih=grads.get("bias_ih" + sfx), gb_hh=grads.get("bias_hh" + sfx),
-                    gw_peep=grads.get("weight_peep" + sfx), gw_hr=grads.get("weight_hr" + sfx),
-                    num_threads=get_num_threads())
+                    dx=dx,
+                    dx_accumulate=d > 0,
+                    dh0=dh0[k],
+                    dc0=None if dc0 is None else dc0[k],
+                    gw_ih=grads["weight_ih" + sfx],
+                    gw_hh=grads["weight_hh" + sfx],
+                    gb_ih=grads.get("bias_ih" + sfx),
+                    gb_hh=grads.get("bias_hh" + sfx),
+                    gw_peep=grads.get("weight_peep" + sfx),
+                    gw_hr=grads.get("weight_hr" + sfx),
+                    num_threads=get_num_threads(),
+                )
             if layer > 0 and cache.masks:
                 dx *= cache.masks[layer - 1]
-            dy = dx
+            dy = dx  # type: ignore[assignment]  # (dx is None only at layer 0, the last)
         if cache.unbatched:
             dx = None if dx is None else dx[:, 0]
             dh0, dc0 = dh0[:, 0], (None if dc0 is None else dc0[:, 0])
@@ -316,17 +470,25 @@ class _RNNBase(Trainable, Module):
 
         def one(a, name, n):
             return None if a is None else as_state(a, name, shape(n), self.dtype).reshape(LD, B, n)
+
         if self._has_cell_state():
             if not isinstance(dstate, (tuple, list)) or len(dstate) != 2:
-                raise TypeError(f"dstate: expected a tuple (dh_n, dc_n) for "
-                                f"{type(self).__name__}, got {type(dstate).__name__}")
+                raise TypeError(
+                    f"dstate: expected a tuple (dh_n, dc_n) for "
+                    f"{type(self).__name__}, got {type(dstate).__name__}"
+                )
             return one(dstate[0], "dstate[0] (dh_n)", R), one(dstate[1], "dstate[1] (dc_n)", H)
-        return as_one_state(dstate, "dstate (dh_n)", shape(R), self.dtype,
-                            f"dstate: expected one array dh_n for {type(self).__name__}, got a pair"
-                            ).reshape(LD, B, R), None
+        return as_one_state(
+            dstate,
+            "dstate (dh_n)",
+            shape(R),
+            self.dtype,
+            f"dstate: expected one array dh_n for {type(self).__name__}, got a pair",
+        ).reshape(LD, B, R), None
 
-    def seed_dropout(self, seed):
-        """Restart the dropout masks' generator from `seed` (None: fresh entropy)."""
+    def seed_dropout(self, seed: int | None) -> None:
+        """Restart the dropout masks' generator from `seed` (None: fresh entropy).
+        The constructor's `seed` seeds it too, apart from the weights' stream."""
         self.__dict__["_dropout_rng"] = dropout_generator(seed)
 
     def _dropout_mask(self, shape):
@@ -341,27 +503,72 @@ class _RNNBase(Trainable, Module):
 class TrainingCache:
     """What a training forward keeps for backward: one cache array per
     layer-direction, each layer's input, the dropout masks, lengths and the
-    shapes. Opaque to users."""
+    shapes. Opaque to users: hand it to the layer's `backward`."""
 
-    __slots__ = ("model", "arrays", "inputs", "masks", "lengths", "T", "B", "unbatched",
-                 "y_shape")
+    __slots__ = ("model", "arrays", "inputs", "masks", "lengths", "T", "B", "unbatched", "y_shape")
+    lengths: np.ndarray | None
+    T: int
+    B: int
+    unbatched: bool
+    y_shape: tuple[int, ...]
 
     def __init__(self, model):
         self.model = model
         self.arrays, self.inputs, self.masks = [], [], []
 
     def start(self, T, B, lengths, unbatched):
+        """Record the sequence's shape at the start of a forward."""
         self.T, self.B, self.lengths, self.unbatched = T, B, lengths, unbatched
 
 
 class RNN(_RNNBase):
-    """Elman RNN: h' = tanh or relu(W_ih x + b_ih + W_hh h + b_hh)."""
+    """Elman RNN: h' = tanh or relu(W_ih x + b_ih + W_hh h + b_hh), as
+    PyTorch's nn.RNN.
 
-    def __init__(self, input_size, hidden_size, num_layers=1, nonlinearity="tanh", bias=True,
-                 batch_first=False, bidirectional=False, dtype=np.float32, seed=None,
-                 dropout=0.0):
-        super().__init__(input_size, hidden_size, num_layers, bias, batch_first, bidirectional,
-                         dtype, seed, dropout, nonlinearity=nonlinearity)
+    input_size I, hidden_size H: the features of x and of h. num_layers L:
+    layers stacked, each fed the previous one's output. bias: with the biases
+    b_ih and b_hh. batch_first: x and y are (B, T, features) instead of
+    (T, B, features); states stay (L*D, B, H), as in PyTorch. bidirectional:
+    a reverse direction too (D = 2), its outputs concatenated after the
+    forward one's. dtype: float32 or float64, of the parameters and results
+    (inputs are converted to it). seed: of the initialisation, every
+    parameter U(-1/sqrt(H), 1/sqrt(H)) as PyTorch's (None: fresh entropy),
+    and of the dropout masks (see seed_dropout). dropout: the probability of
+    zeroing each output of every layer but the last, in `forward` (training)
+    only, the kept ones scaled by 1 / (1 - dropout); calling the layer never
+    drops (PyTorch's eval mode).
+    nonlinearity: 'tanh' or 'relu'.
+
+    Parameters (PyTorch's names, layer k = 0 .. L-1, `_reverse` appended for
+    the reverse direction): weight_ih_l{k} (H, I) for k = 0, (H, D*H) above;
+    weight_hh_l{k} (H, H); bias_ih_l{k}, bias_hh_l{k} (H,).
+    """
+
+    def __init__(
+        self,
+        input_size: int,
+        hidden_size: int,
+        num_layers: int = 1,
+        nonlinearity: str = "tanh",
+        bias: bool = True,
+        batch_first: bool = False,
+        bidirectional: bool = False,
+        dtype: DTypeLike = np.float32,
+        seed: int | None = None,
+        dropout: float = 0.0,
+    ) -> None:
+        super().__init__(
+            input_size,
+            hidden_size,
+            num_layers,
+            bias,
+            batch_first,
+            bidirectional,
+            dtype,
+            seed,
+            dropout,
+            nonlinearity=nonlinearity,
+        )
 
     def _configure_cell(self, nonlinearity="tanh"):
         self.nonlinearity = nonlinearity
@@ -372,22 +579,69 @@ class RNN(_RNNBase):
 
 
 class LSTM(_RNNBase):
-    """LSTM, gate order i, f, g, o; with peephole=True, i and f also see
-    c(t-1) and o sees c(t) through `weight_peep_l{k}` (3H: i, f, o). With
-    proj_size P (0 < P < H, as PyTorch's), h = (o * tanh(c)) W_hr^T through
-    `weight_hr_l{k}` (P, H): h0, h_n and y have P features, W_hh is (4H, P)."""
+    """LSTM, gate order i, f, g, o, as PyTorch's nn.LSTM; with
+    peephole=True, i and f also see c(t-1) and o sees c(t) through
+    `weight_peep_l{k}` (3H: i, f, o). With proj_size P (0 < P < H, as
+    PyTorch's), h = (o * tanh(c)) W_hr^T through `weight_hr_l{k}` (P, H):
+    h0, h_n and y have P features, W_hh is (4H, P).
 
-    def __init__(self, input_size, hidden_size, num_layers=1, bias=True, batch_first=False,
-                 bidirectional=False, peephole=False, proj_size=0, dtype=np.float32, seed=None,
-                 dropout=0.0):
-        super().__init__(input_size, hidden_size, num_layers, bias, batch_first, bidirectional,
-                         dtype, seed, dropout, peephole=peephole, proj_size=proj_size)
+    input_size I, hidden_size H: the features of x and of h. num_layers L:
+    layers stacked, each fed the previous one's output. bias: with the biases
+    b_ih and b_hh. batch_first: x and y are (B, T, features) instead of
+    (T, B, features); states stay (L*D, B, H), as in PyTorch. bidirectional:
+    a reverse direction too (D = 2), its outputs concatenated after the
+    forward one's. dtype: float32 or float64, of the parameters and results
+    (inputs are converted to it). seed: of the initialisation, every
+    parameter U(-1/sqrt(H), 1/sqrt(H)) as PyTorch's (None: fresh entropy),
+    and of the dropout masks (see seed_dropout). dropout: the probability of
+    zeroing each output of every layer but the last, in `forward` (training)
+    only, the kept ones scaled by 1 / (1 - dropout); calling the layer never
+    drops (PyTorch's eval mode).
+    peephole: add the peephole connections (no PyTorch equivalent).
+    proj_size: 0 for none, else P as above.
+
+    Parameters (PyTorch's names, layer k = 0 .. L-1, `_reverse` appended for
+    the reverse direction): weight_ih_l{k} (4H, I) for k = 0, (4H, D*P or
+    D*H) above; weight_hh_l{k} (4H, P or H); bias_ih_l{k}, bias_hh_l{k}
+    (4H,); weight_peep_l{k} (3H,) with peephole; weight_hr_l{k} (P, H) with
+    proj_size. Calling returns (y, (h_n, c_n)); c_n always has H features.
+    """
+
+    def __init__(
+        self,
+        input_size: int,
+        hidden_size: int,
+        num_layers: int = 1,
+        bias: bool = True,
+        batch_first: bool = False,
+        bidirectional: bool = False,
+        peephole: bool = False,
+        proj_size: int = 0,
+        dtype: DTypeLike = np.float32,
+        seed: int | None = None,
+        dropout: float = 0.0,
+    ) -> None:
+        super().__init__(
+            input_size,
+            hidden_size,
+            num_layers,
+            bias,
+            batch_first,
+            bidirectional,
+            dtype,
+            seed,
+            dropout,
+            peephole=peephole,
+            proj_size=proj_size,
+        )
 
     def _configure_cell(self, peephole=False, proj_size=0):
         proj_size = positive_int(proj_size, "proj_size", minimum=0)
         if proj_size >= self.hidden_size:
-            raise ValueError(f"proj_size: expected a value below hidden_size "
-                             f"{self.hidden_size} (as PyTorch), got {proj_size}")
+            raise ValueError(
+                f"proj_size: expected a value below hidden_size "
+                f"{self.hidden_size} (as PyTorch), got {proj_size}"
+            )
         self.peephole = bool(peephole)
         self.proj_size = proj_size
         self._cell = _core.LSTM
@@ -400,15 +654,54 @@ class LSTM(_RNNBase):
 
 
 class GRU(_RNNBase):
-    """GRU, gate order r, z, n. linear_before_reset=True is PyTorch's form,
-    n = tanh(W_in x + b_in + r * (W_hn h + b_hn)); False is the original,
-    n = tanh(W_in x + b_in + W_hn (r * h) + b_hn)."""
+    """GRU, gate order r, z, n, as PyTorch's nn.GRU. linear_before_reset=True
+    is PyTorch's form, n = tanh(W_in x + b_in + r * (W_hn h + b_hn)); False
+    is the original, n = tanh(W_in x + b_in + W_hn (r * h) + b_hn) (ONNX's
+    default; no PyTorch equivalent).
 
-    def __init__(self, input_size, hidden_size, num_layers=1, bias=True, batch_first=False,
-                 bidirectional=False, linear_before_reset=True, dtype=np.float32, seed=None,
-                 dropout=0.0):
-        super().__init__(input_size, hidden_size, num_layers, bias, batch_first, bidirectional,
-                         dtype, seed, dropout, linear_before_reset=linear_before_reset)
+    input_size I, hidden_size H: the features of x and of h. num_layers L:
+    layers stacked, each fed the previous one's output. bias: with the biases
+    b_ih and b_hh. batch_first: x and y are (B, T, features) instead of
+    (T, B, features); states stay (L*D, B, H), as in PyTorch. bidirectional:
+    a reverse direction too (D = 2), its outputs concatenated after the
+    forward one's. dtype: float32 or float64, of the parameters and results
+    (inputs are converted to it). seed: of the initialisation, every
+    parameter U(-1/sqrt(H), 1/sqrt(H)) as PyTorch's (None: fresh entropy),
+    and of the dropout masks (see seed_dropout). dropout: the probability of
+    zeroing each output of every layer but the last, in `forward` (training)
+    only, the kept ones scaled by 1 / (1 - dropout); calling the layer never
+    drops (PyTorch's eval mode).
+
+    Parameters (PyTorch's names, layer k = 0 .. L-1, `_reverse` appended for
+    the reverse direction): weight_ih_l{k} (3H, I) for k = 0, (3H, D*H)
+    above; weight_hh_l{k} (3H, H); bias_ih_l{k}, bias_hh_l{k} (3H,).
+    """
+
+    def __init__(
+        self,
+        input_size: int,
+        hidden_size: int,
+        num_layers: int = 1,
+        bias: bool = True,
+        batch_first: bool = False,
+        bidirectional: bool = False,
+        linear_before_reset: bool = True,
+        dtype: DTypeLike = np.float32,
+        seed: int | None = None,
+        dropout: float = 0.0,
+    ) -> None:
+        super().__init__(
+            input_size,
+            hidden_size,
+            num_layers,
+            bias,
+            batch_first,
+            bidirectional,
+            dtype,
+            seed,
+            dropout,
+            linear_before_reset=linear_before_reset,
+        )
 
     def _configure_cell(self, linear_before_reset=True):
         self.linear_before_reset = bool(linear_before_reset)

@@ -3,6 +3,9 @@ configuration as a JSON string. Loading never unpickles (allow_pickle=False);
 saving goes through a temporary file and an atomic rename, so a crash mid-save
 leaves the old file intact. On Linux the temporary file has no name until it
 is complete (O_TMPFILE), so even a killed process leaves nothing behind."""
+
+from __future__ import annotations
+
 import json
 import lzma
 import math
@@ -11,8 +14,12 @@ import shutil
 import tempfile
 import zipfile
 import zlib
+from typing import TYPE_CHECKING, Any, Mapping
 
 import numpy as np
+
+if TYPE_CHECKING:
+    from .module import Module
 
 FORMAT = "fastrnn"
 VERSION = 1
@@ -21,29 +28,37 @@ CONFIG_KEY = "__fastrnn_config__"
 # The classes `load` can rebuild, by the type name `save` records. This
 # module cannot import them (they import it to save themselves), so the
 # package registers them (fastrnn/__init__.py).
-MODELS = {}
+MODELS: dict = {}
 
 
-def register(*classes):
+def register(*classes: type) -> None:
     """Let `load` rebuild each of `classes` from a file naming its type."""
     for cls in classes:
         MODELS[cls.__name__] = cls
 
 
-def save(path, kind, config, params):
+def save(
+    path: str | os.PathLike[str],
+    kind: str,
+    config: Mapping[str, Any],
+    params: Mapping[str, np.ndarray],
+) -> None:
+    """Write a model file: `params` (name -> array) and, as JSON, the type
+    name `kind` and `config` (its constructor arguments), atomically (see
+    the module docstring). Models call it from their `save`."""
     path = os.fspath(path)
     meta = json.dumps({"format": FORMAT, "version": VERSION, "type": kind, "config": config})
-    arrays = dict(params)
+    arrays: dict[str, Any] = dict(params)
     arrays[CONFIG_KEY] = np.array(meta)
     folder = os.path.dirname(os.path.abspath(path))
     fd, tmp = _temp_file(folder)
     try:
-        os.fchmod(fd, _file_mode(path))     # mkstemp's 0600, not what open() would give
+        os.fchmod(fd, _file_mode(path))  # mkstemp's 0600, not what open() would give
         with os.fdopen(fd, "w+b") as f:
             np.savez(f, **arrays)
             f.flush()
             os.fsync(f.fileno())
-            if tmp is None:                 # unnamed until now: name it, then rename
+            if tmp is None:  # unnamed until now: name it, then rename
                 tmp = _link_temp(folder, f)
         os.replace(tmp, path)
     except BaseException:
@@ -61,7 +76,7 @@ def _temp_file(folder):
         try:
             return os.open(folder, flag | os.O_RDWR, 0o600), None
         except OSError:
-            pass                            # a file system without O_TMPFILE
+            pass  # a file system without O_TMPFILE
     return tempfile.mkstemp(prefix=".fastrnn-", suffix=".tmp", dir=folder)
 
 
@@ -130,13 +145,22 @@ def _read_arrays(data):
             raise ValueError(f"member {info.filename!r} holds Python objects (dtype {dtype})")
         nbytes = math.prod(shape) * dtype.itemsize
         if nbytes > info.file_size:
-            raise ValueError(f"member {info.filename!r} claims shape {shape} of {dtype} "
-                             f"({nbytes} bytes) but holds {info.file_size} bytes")
+            raise ValueError(
+                f"member {info.filename!r} claims shape {shape} of {dtype} "
+                f"({nbytes} bytes) but holds {info.file_size} bytes"
+            )
     return {k: data[k] for k in data.files}
 
 
-def load(path):
-    """Read a model saved by `save`: returns the model object."""
+def load(path: str | os.PathLike[str]) -> Module:
+    """Read a model saved by `save` (model.save(path)): returns the model
+    object, a fastrnn RNN, LSTM, GRU, cell, Embedding or Linear, with its
+    configuration and parameters.
+
+    Nothing is unpickled or executed; the configuration is checked against
+    the arrays before anything is allocated. Raises ValueError for a path
+    that cannot be read or is not a fastrnn model file (damaged, forged, or
+    of another format version)."""
     try:
         data = np.load(path, allow_pickle=False)
         if not isinstance(data, np.lib.npyio.NpzFile):
@@ -149,13 +173,26 @@ def load(path):
             params = arrays
     except (ValueError, RecursionError) as e:
         raise ValueError(f"path: cannot load {path!r} as a fastrnn model: {e}") from None
-    except (OSError, EOFError, zipfile.BadZipFile, KeyError, zlib.error, lzma.LZMAError,
-            NotImplementedError, RuntimeError) as e:   # e.g. an unknown compression, encryption
-        raise ValueError(f"path: cannot load {path!r} as a fastrnn model: {type(e).__name__}: {e}") from None
+    except (
+        OSError,
+        EOFError,
+        zipfile.BadZipFile,
+        KeyError,
+        zlib.error,
+        lzma.LZMAError,
+        NotImplementedError,
+        RuntimeError,
+    ) as e:  # e.g. an unknown compression, encryption
+        raise ValueError(
+            f"path: cannot load {path!r} as a fastrnn model: {type(e).__name__}: {e}"
+        ) from None
     if not isinstance(meta, dict) or meta.get("format") != FORMAT:
         raise ValueError(f"path: {path!r} is not a fastrnn model file")
     if meta.get("version") != VERSION:
-        raise ValueError(f"path: {path!r} has format version {meta.get('version')!r}; this fastrnn reads {VERSION}")
+        raise ValueError(
+            f"path: {path!r} has format version {meta.get('version')!r}; "
+            f"this fastrnn reads {VERSION}"
+        )
     cls = MODELS.get(meta.get("type")) if isinstance(meta.get("type"), str) else None
     config = meta.get("config")
     if cls is None or not isinstance(config, dict):
@@ -174,12 +211,16 @@ def load(path):
         raise ValueError(f"path: {path!r} has a bad configuration: {e}") from None
     shapes = model._param_shapes()
     if set(shapes) != set(params):
-        raise ValueError(f"path: {path!r} parameters {sorted(params)} do not match its "
-                         f"configuration, which needs {sorted(shapes)}")
+        raise ValueError(
+            f"path: {path!r} parameters {sorted(params)} do not match its "
+            f"configuration, which needs {sorted(shapes)}"
+        )
     for name, shape in shapes.items():
         if params[name].shape != shape:
-            raise ValueError(f"path: {path!r} parameter {name!r} has shape {params[name].shape}, "
-                             f"its configuration needs {shape}")
+            raise ValueError(
+                f"path: {path!r} parameter {name!r} has shape {params[name].shape}, "
+                f"its configuration needs {shape}"
+            )
         if params[name].dtype.kind not in "fiu":
             raise ValueError(f"path: {path!r} parameter {name!r} has dtype {params[name].dtype}")
     model._params = {name: np.array(params[name], dtype=model.dtype) for name in shapes}

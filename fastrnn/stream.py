@@ -14,6 +14,10 @@ those of the layer's own forward over the whole sequence (float32 to ~1e-6
 relative, float64 to ~1e-12). A stream is time-major whatever `batch_first`
 says, and runs on the calling thread only.
 
+Attributes (read-only, from the layer): dtype (float32 or float64),
+num_layers, batch_size, input_size, hidden_size, proj_size (0: none) and
+output_size (the features of y_t and h: proj_size, else hidden_size).
+
 What step returns: the stream's own output buffer, a READ-ONLY array that the
 next step overwrites (the same object every time: copy it to keep it), or
 the array passed as `out=` (writeable, C-contiguous, the stream's dtype).
@@ -41,10 +45,18 @@ benchmarks/bench_stream.py --products); float64 runs the packed panels on
 BLAS, faster than one plain dgemm at M = 1 from H = 256 on and never far
 behind below. (The C API also takes unpacked layers: BLAS on w_ih, w_hh.)
 """
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
 import numpy as np
 
 from . import _core
 from ._validate import positive_int
+
+if TYPE_CHECKING:
+    from .layers import _RNNBase
 
 Stream = _core.Stream
 
@@ -65,24 +77,42 @@ def _weights(layer):
     params, out = layer._params, []
     for k in range(layer.num_layers):
         ih, hh, hr = f"weight_ih_l{k}", f"weight_hh_l{k}", f"weight_hr_l{k}"
-        out.append((params[ih], params[hh], params.get(f"bias_ih_l{k}"),
-                    params.get(f"bias_hh_l{k}"), params.get(f"weight_peep_l{k}"),
-                    layer._packed(ih), layer._packed(hh), params.get(hr),
-                    layer._packed(hr) if hr in params else None))
+        out.append(
+            (
+                params[ih],
+                params[hh],
+                params.get(f"bias_ih_l{k}"),
+                params.get(f"bias_hh_l{k}"),
+                params.get(f"weight_peep_l{k}"),
+                layer._packed(ih),
+                layer._packed(hh),
+                params.get(hr),
+                layer._packed(hr) if hr in params else None,
+            )
+        )
     return out
 
 
-def make_stream(layer, batch_size=1):
+def make_stream(layer: _RNNBase, batch_size: int = 1) -> Stream:
     """A Stream running `layer` (fr.RNN, fr.LSTM or fr.GRU, unidirectional)
     one time step per call over `batch_size` rows, from zero state."""
     if layer.bidirectional:
         raise ValueError(
             f"stream: {type(layer).__name__} is bidirectional; its reverse direction starts "
             "from the end of the sequence, which a stream never sees. Stream a "
-            "unidirectional layer, or run the whole sequence through the layer")
+            "unidirectional layer, or run the whole sequence through the layer"
+        )
     batch_size = positive_int(batch_size, "batch_size")
-    return Stream(cell=layer._cell, peephole=layer.peephole,
-                  linear_before_reset=layer.linear_before_reset, num_layers=layer.num_layers,
-                  batch_size=batch_size, input_size=layer.input_size,
-                  hidden_size=layer.hidden_size, proj_size=layer.proj_size, dtype=layer.dtype,
-                  source=lambda: _weights(layer), version=_version(layer))
+    return Stream(
+        cell=layer._cell,
+        peephole=layer.peephole,
+        linear_before_reset=layer.linear_before_reset,
+        num_layers=layer.num_layers,
+        batch_size=batch_size,
+        input_size=layer.input_size,
+        hidden_size=layer.hidden_size,
+        proj_size=layer.proj_size,
+        dtype=layer.dtype,
+        source=lambda: _weights(layer),
+        version=_version(layer),
+    )

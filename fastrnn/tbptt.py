@@ -36,15 +36,24 @@ The model is anything with the layers' training API:
 and the loss a callable (out, targets) -> (loss, dout), by default
 fastrnn.loss.cross_entropy with reduction 'mean'.
 """
+
+from __future__ import annotations
+
 import math
+from typing import TYPE_CHECKING, Any, Callable, Mapping
 
 import numpy as np
 
 from .loss import cross_entropy
 from .optim import clip_grad_norm_, clip_grad_value_
 
+if TYPE_CHECKING:
+    from numpy.typing import ArrayLike
 
-def map_state(state, fn):
+    from .optim import Optimizer
+
+
+def map_state(state: Any, fn: Callable[[np.ndarray], Any]) -> Any:
     """Apply fn to every array of a state: None, an array, or a tuple of them
     (an LSTM's (h, c))."""
     if state is None:
@@ -64,6 +73,7 @@ def _zero_streams(state, reset):
         s = s.copy()
         s[:, reset] = 0
         return s
+
     return map_state(state, zero)
 
 
@@ -91,19 +101,47 @@ class TBPTT:
         for _ in range(1000):
             loss = tb.step()            # the mean loss of the window's fresh steps
 
-    `tb.state` is the state carried into `tb.position`; `tb.epoch` counts
-    passes over the data; state_dict()/load_state_dict() save and restore
-    where the walk is, for exact resumption."""
+    model: anything with the layers' training API, forward(x, state) ->
+    (out, state_n, cache) and backward(dout, cache, dstate) -> (dx,
+    dstate0), e.g. a fastrnn layer or a model of several (charlm.CharRNN).
+    optimizer: a fastrnn optimizer over the model's parameters (its
+    zero_grad, step and `items` are used). inputs (N, B, ...): what
+    model.forward takes, N steps of B streams; targets (N, B): what
+    `loss` takes with the outputs. k1 >= 1: fresh steps per update;
+    k2 >= k1 (default k1): steps backpropagated through. resets: a boolean
+    mask (N, B), True where a new document starts (the state is zeroed
+    there). loss: a callable (out, targets) -> (loss, dout), by default
+    cross_entropy (mean). clip_norm, clip_value: clip the gradients before
+    each step with clip_grad_norm_ / clip_grad_value_ (None: no clipping).
+    ValueError for mismatched shapes or k1, k2 out of range.
 
-    def __init__(self, model, optimizer, inputs, targets, k1, k2=None, resets=None,
-                 loss=cross_entropy, clip_norm=None, clip_value=None):
+    `tb.state` is the state carried into `tb.position`; `tb.epoch` counts
+    passes over the data; `tb.grad_norm` is the norm before clipping of the
+    last update with clip_norm; state_dict()/load_state_dict() save and
+    restore where the walk is, for exact resumption."""
+
+    def __init__(
+        self,
+        model: Any,
+        optimizer: Optimizer,
+        inputs: ArrayLike,
+        targets: ArrayLike,
+        k1: int,
+        k2: int | None = None,
+        resets: ArrayLike | None = None,
+        loss: Callable[[np.ndarray, np.ndarray], tuple[float, np.ndarray]] = cross_entropy,
+        clip_norm: float | None = None,
+        clip_value: float | None = None,
+    ) -> None:
         inputs = np.asarray(inputs)
         targets = np.asarray(targets)
         if inputs.ndim < 2:
             raise ValueError(f"inputs: expected shape (N, B, ...), got {inputs.shape}")
         if targets.shape[:2] != inputs.shape[:2]:
-            raise ValueError(f"targets: expected shape starting {inputs.shape[:2]} (as inputs), "
-                             f"got {targets.shape}")
+            raise ValueError(
+                f"targets: expected shape starting {inputs.shape[:2]} (as inputs), "
+                f"got {targets.shape}"
+            )
         if inputs.shape[0] < 1:
             raise ValueError("inputs: expected at least one step")
         self.k1 = int(k1)
@@ -117,11 +155,12 @@ class TBPTT:
         self.model, self.optimizer, self.loss = model, optimizer, loss
         self.inputs, self.targets, self.resets = inputs, targets, resets
         self.clip_norm, self.clip_value = clip_norm, clip_value
-        self.grad_norm = None  # the norm before clipping, of the last update with clip_norm
+        # the norm before clipping, of the last update with clip_norm
+        self.grad_norm: float | None = None
         self.reset()
 
-    def reset(self):
-        """Back to step 0 of the data with a zero state."""
+    def reset(self) -> None:
+        """Back to step 0 of the data (epoch 0) with a zero state."""
         self.position, self.epoch = 0, 0
         self.state = None
         self._context = (0, None)  # (a, state entering a) for the next window
@@ -131,11 +170,13 @@ class TBPTT:
         window's context starts and every step where some stream resets."""
         cuts = {a, a_next, e}
         if self.resets is not None:
-            cuts.update((a + np.flatnonzero(self.resets[a + 1:e].any(axis=1)) + 1).tolist())
+            cuts.update((a + np.flatnonzero(self.resets[a + 1 : e].any(axis=1)) + 1).tolist())
         return sorted(cuts)
 
-    def step(self):
-        """One update on the next window; returns its loss."""
+    def step(self) -> float:
+        """One update on the next window; returns its loss (by default the
+        mean over the window's fresh steps). Raises FloatingPointError for a
+        non-finite loss, before anything is updated."""
         N = self.inputs.shape[0]
         s = self.position
         e = min(s + self.k1, N)
@@ -157,21 +198,24 @@ class TBPTT:
                 context_state = state
         out = outs[0] if len(outs) == 1 else np.concatenate(outs)
 
-        loss, dfresh = self.loss(out[s - a:], self.targets[s:e])
+        loss, dfresh = self.loss(out[s - a :], self.targets[s:e])
         if not math.isfinite(loss):
-            raise FloatingPointError(f"TBPTT: non-finite loss {loss} in the window of steps "
-                                     f"[{s}, {e}) (epoch {self.epoch}); lower the learning "
-                                     f"rate or clip gradients")
+            raise FloatingPointError(
+                f"TBPTT: non-finite loss {loss} in the window of steps "
+                f"[{s}, {e}) (epoch {self.epoch}); lower the learning "
+                f"rate or clip gradients"
+            )
         dout = dfresh
         if s > a:
             dout = np.zeros(out.shape, dfresh.dtype)
-            dout[s - a:] = dfresh
+            dout[s - a :] = dfresh
 
         self.optimizer.zero_grad()
         dstate = None
-        for u, v, cache, reset in zip(reversed(cuts[:-1]), reversed(cuts[1:]),
-                                      reversed(caches), reversed(resets)):
-            _, dstate = self.model.backward(dout[u - a:v - a], cache, dstate)
+        for u, v, cache, reset in zip(
+            reversed(cuts[:-1]), reversed(cuts[1:]), reversed(caches), reversed(resets)
+        ):
+            _, dstate = self.model.backward(dout[u - a : v - a], cache, dstate)
             if reset is not None:
                 dstate = _zero_streams(dstate, reset)
         # the gradient w.r.t. the state entering a is dropped here
@@ -191,16 +235,20 @@ class TBPTT:
             self._context = (a_next, context_state)
         return loss
 
-    def run(self, windows):
-        """`windows` updates; returns their losses."""
+    def run(self, windows: int) -> np.ndarray:
+        """`windows` updates (step() repeated); returns their losses, an
+        array of `windows` floats."""
         return np.array([self.step() for _ in range(int(windows))])
 
-    def state_dict(self):
+    def state_dict(self) -> dict[str, np.ndarray]:
         """Where the walk is, as arrays (for an .npz): position, epoch and the
-        carried states."""
-        out = {"position": np.array(self.position, np.int64),
-               "epoch": np.array(self.epoch, np.int64),
-               "context_start": np.array(self._context[0], np.int64)}
+        carried states. Save the model's and the optimizer's state_dict too
+        to resume exactly."""
+        out = {
+            "position": np.array(self.position, np.int64),
+            "epoch": np.array(self.epoch, np.int64),
+            "context_start": np.array(self._context[0], np.int64),
+        }
         for name, st in (("state", self.state), ("context", self._context[1])):
             arrays, kind = _state_arrays(st)
             out[f"{name}.kind"] = np.array(kind)
@@ -208,7 +256,9 @@ class TBPTT:
                 out[f"{name}.{i}"] = np.array(arr)
         return out
 
-    def load_state_dict(self, d):
+    def load_state_dict(self, d: Mapping[str, np.ndarray]) -> None:
+        """Restore what state_dict returned (or an .npz of it), for the same
+        data; ValueError for a missing entry or a position outside the data."""
         try:
             position, epoch = int(d["position"]), int(d["epoch"])
             start = int(d["context_start"])
@@ -216,13 +266,17 @@ class TBPTT:
             for name in ("state", "context"):
                 kind = str(d[f"{name}.kind"])
                 n = {"none": 0, "array": 1, "tuple": 2}[kind]
-                states.append(_state_from_arrays([np.array(d[f"{name}.{i}"]) for i in range(n)], kind))
+                states.append(
+                    _state_from_arrays([np.array(d[f"{name}.{i}"]) for i in range(n)], kind)
+                )
         except KeyError as e:
             raise ValueError(f"state_dict: missing or bad entry {e}") from None
         N = self.inputs.shape[0]
         if not 0 <= start <= position < N:
-            raise ValueError(f"state_dict: position {position} / context start {start} outside "
-                             f"the data's {N} steps")
+            raise ValueError(
+                f"state_dict: position {position} / context start {start} outside "
+                f"the data's {N} steps"
+            )
         self.position, self.epoch = position, epoch
         self.state, self._context = states[0], (start, states[1])
 

@@ -54,6 +54,7 @@ to X (B, I) [, h (B, H) [, c (B, H)]] -> Y_h [, Y_c] (B, H). float64 layers
 export as double tensors (valid ONNX; onnxruntime has no double kernels for
 these operators).
 """
+
 from .export import save, to_onnx
 from .model import Model, load
 

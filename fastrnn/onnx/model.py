@@ -2,7 +2,11 @@
 order (recurrent nodes by recurrent.RecurrentNode, the rest by ops.OPS),
 and `Model.layer`, the one fastrnn layer its recurrent nodes form, if any.
 See the package docstring for what is supported."""
+
+from __future__ import annotations
+
 import collections
+from typing import TYPE_CHECKING, Any, Callable, Mapping, Sequence
 
 import numpy as np
 
@@ -10,13 +14,29 @@ from .ops import OPS
 from .proto import DTYPES, attributes, constant_value, parse, tensor_to_array, type_name
 from .recurrent import GATES, RecurrentNode
 
-RECURRENT = tuple(GATES)            # "RNN", "GRU", "LSTM"
+if TYPE_CHECKING:
+    import os
+
+    import onnx
+    from numpy.typing import ArrayLike
+
+    from ..cells import GRUCell, LSTMCell, RNNCell
+    from ..layers import GRU, LSTM, RNN
+
+RECURRENT = tuple(GATES)  # "RNN", "GRU", "LSTM"
 MAX_OUTPUTS = {"RNN": 2, "GRU": 2, "LSTM": 3, "Dropout": 2, "Split": None}
 DOMAINS = ("", "ai.onnx")
 
 
-def load(model):
-    """An ONNX model (a path, bytes, or an onnx.ModelProto) -> Model."""
+def load(model: str | os.PathLike[str] | bytes | onnx.ModelProto) -> Model:
+    """Read an ONNX model (a path, bytes, or an onnx.ModelProto) as a Model
+    that fastrnn evaluates. Needs the onnx package (not onnxruntime).
+
+    Nothing in the file is executed and external data is refused. Raises
+    ValueError, naming the node, for an unsupported operator or attribute,
+    a graph with a cycle or an undefined input, mismatched dtypes, or a
+    tensor over fastrnn.onnx.limits.MAX_TENSOR_BYTES; TypeError for a
+    `model` of another type. See fastrnn.onnx for what is supported."""
     return Model(parse(model))
 
 
@@ -26,8 +46,9 @@ class _Input:
     def __init__(self, vi, where):
         t = vi.type
         if t.WhichOneof("value") not in (None, "tensor_type"):
-            raise ValueError(f"{where}: only tensor inputs are supported, got "
-                             f"{t.WhichOneof('value')}")
+            raise ValueError(
+                f"{where}: only tensor inputs are supported, got {t.WhichOneof('value')}"
+            )
         self.name = vi.name
         code = t.tensor_type.elem_type
         if code and code not in DTYPES:
@@ -35,19 +56,37 @@ class _Input:
         self.dtype = DTYPES.get(code)
         self.shape = None
         if t.tensor_type.HasField("shape"):
-            self.shape = [d.dim_value if d.HasField("dim_value") else None
-                          for d in t.tensor_type.shape.dim]
+            self.shape = [
+                d.dim_value if d.HasField("dim_value") else None for d in t.tensor_type.shape.dim
+            ]
 
 
 class _Node:
     """A node ready to evaluate: `fn(node, inputs) -> outputs`."""
-    __slots__ = ("op", "where", "inputs", "outputs", "attrs", "opset", "fn", "n_outputs",
-                 "recurrent", "layer", "params")
+
+    __slots__ = (
+        "op",
+        "where",
+        "inputs",
+        "outputs",
+        "attrs",
+        "opset",
+        "fn",
+        "n_outputs",
+        "recurrent",
+        "layer",
+        "params",
+    )
+    attrs: dict[str, Any]
+    fn: Callable[..., Any]
 
     def __init__(self, proto, index, opset):
         self.op = proto.op_type
-        self.where = f"node {index} ({self.op} {proto.name!r})" if proto.name else \
-            f"node {index} ({self.op})"
+        self.where = (
+            f"node {index} ({self.op} {proto.name!r})"
+            if proto.name
+            else f"node {index} ({self.op})"
+        )
         self.inputs = list(proto.input)
         self.outputs = list(proto.output)
         self.n_outputs = len(self.outputs)
@@ -57,12 +96,24 @@ class _Node:
 
 # ---------------------------------------------------------------- the model
 
-class Model:
-    """An ONNX graph evaluated by fastrnn. `run(output_names, feeds)` as
-    onnxruntime's InferenceSession.run; `input_names`, `output_names`;
-    `layer`: the equivalent fastrnn layer or None (see the module doc)."""
 
-    def __init__(self, proto):
+class Model:
+    """An ONNX graph evaluated by fastrnn (made by fastrnn.onnx.load).
+    `run(output_names, feeds)` as onnxruntime's InferenceSession.run.
+
+    Attributes: `input_names`, the graph inputs the feeds must give
+    (inputs with an initializer as default are left out, and may still be
+    fed); `output_names`; `opset`, the default domain's opset version;
+    `layer`, the equivalent fastrnn layer or None (see the fastrnn.onnx
+    docstring).
+    """
+
+    input_names: list[str]
+    output_names: list[str]
+    opset: int
+    layer: RNN | LSTM | GRU | RNNCell | LSTMCell | GRUCell | None
+
+    def __init__(self, proto: onnx.ModelProto) -> None:
         if not proto.HasField("graph"):
             raise ValueError("model: no graph (empty or truncated file?)")
         g = proto.graph
@@ -73,7 +124,7 @@ class Model:
         if g.sparse_initializer:
             raise ValueError("model: sparse initializers are not supported")
         # names whose value is fixed by the file (initializers, Constant nodes)
-        self._constants = {}
+        self._constants: dict[str, np.ndarray] = {}
         for t in g.initializer:
             if not t.name or t.name in self._constants:
                 raise ValueError(f"model: initializer name {t.name!r} empty or repeated")
@@ -93,7 +144,8 @@ class Model:
         self._nodes = self._read_nodes(g)
         self._order = self._toposort()
         self._producer = {o: n for n in self._order for o in n.outputs if o}
-        self._plans = {}             # output names -> the nodes they need, in order
+        # output names -> the nodes they need, in order
+        self._plans: dict[tuple[str, ...], list[_Node]] = {}
         for node in self._order:
             if node.op in RECURRENT:
                 self._prepare_recurrent(node)
@@ -106,16 +158,17 @@ class Model:
         produced = set(self._constants) | {i.name for i in self._inputs}
         for k, p in enumerate(g.node):
             node = _Node(p, k, self.opset)
-            if p.domain not in DOMAINS or not (node.op in OPS or node.op in RECURRENT
-                                               or node.op == "Constant"):
-                unsupported.append(f"{p.domain + ':' if p.domain else ''}{node.op} "
-                                   f"({node.where})")
+            if p.domain not in DOMAINS or not (
+                node.op in OPS or node.op in RECURRENT or node.op == "Constant"
+            ):
+                unsupported.append(f"{p.domain + ':' if p.domain else ''}{node.op} ({node.where})")
                 continue
             node.attrs = attributes(p, node.where)
             limit = MAX_OUTPUTS.get(node.op, 1)
             if limit is not None and node.n_outputs > limit:
-                raise ValueError(f"{node.where}: {node.n_outputs} outputs, {node.op} has at "
-                                 f"most {limit}")
+                raise ValueError(
+                    f"{node.where}: {node.n_outputs} outputs, {node.op} has at most {limit}"
+                )
             for out in node.outputs:
                 if out and out in produced:
                     raise ValueError(f"{node.where}: output {out!r} is produced twice")
@@ -130,9 +183,11 @@ class Model:
             node.fn = OPS.get(node.op, _run_recurrent)
             nodes.append(node)
         if unsupported:
-            raise ValueError(f"model: unsupported ONNX operator(s): {', '.join(unsupported)}. "
-                             f"fastrnn.onnx evaluates RNN, LSTM, GRU, Constant and "
-                             f"{', '.join(sorted(OPS))}")
+            raise ValueError(
+                f"model: unsupported ONNX operator(s): {', '.join(unsupported)}. "
+                f"fastrnn.onnx evaluates RNN, LSTM, GRU, Constant and "
+                f"{', '.join(sorted(OPS))}"
+            )
         missing = [o for o in self.output_names if o not in produced]
         if missing:
             raise ValueError(f"model: graph output(s) {missing} are produced by no node")
@@ -149,8 +204,10 @@ class Model:
                 if not name or name in known:
                     continue
                 if name not in producer:
-                    raise ValueError(f"{node.where}: input {name!r} is produced by no node, "
-                                     f"initializer or graph input")
+                    raise ValueError(
+                        f"{node.where}: input {name!r} is produced by no node, "
+                        f"initializer or graph input"
+                    )
                 deps[id(node)].add(id(producer[name]))
         users = {}
         for node in self._nodes:
@@ -182,15 +239,16 @@ class Model:
     def _prepare_recurrent(self, node):
         """Check the node's attributes; with constant weights, check them
         and build the fastrnn layer that runs it (when the engine can)."""
-        most = 8 if node.op == "LSTM" else 6      # GRU / RNN have no initial_c, P
+        most = 8 if node.op == "LSTM" else 6  # GRU / RNN have no initial_c, P
         if len(node.inputs) > most:
-            raise ValueError(f"{node.where}: {len(node.inputs)} inputs, {node.op} has at most "
-                             f"{most}")
+            raise ValueError(
+                f"{node.where}: {len(node.inputs)} inputs, {node.op} has at most {most}"
+            )
         node.recurrent = RecurrentNode(node.op, node.attrs, node.where)
         names = (node.inputs + [""] * 8)[:8]
         W, R, B, P = (self._constants.get(names[k]) if names[k] else None for k in (1, 2, 3, 7))
         if W is None or R is None or (names[3] and B is None) or (names[7] and P is None):
-            return                   # weights arrive at run time
+            return  # weights arrive at run time
         node.recurrent.check_weights(W, R, B, P)
         if node.recurrent.engine and W.dtype in (np.float32, np.float64):
             node.layer = node.recurrent.make_layer(W, R, B, P)
@@ -198,11 +256,18 @@ class Model:
 
     # ------------------------------------------------------------ running
 
-    def run(self, output_names=None, feeds=None):
+    def run(
+        self,
+        output_names: Sequence[str] | Mapping[str, ArrayLike] | None = None,
+        feeds: Mapping[str, ArrayLike] | None = None,
+    ) -> list[np.ndarray]:
         """Evaluate the graph, as onnxruntime's InferenceSession.run:
         output_names (a list, or None for all graph outputs), feeds (a dict
-        input name -> array). Returns a list of arrays in the order of
-        output_names. `run(feeds)` is short for `run(None, feeds)`."""
+        input name -> array, of each input's declared dtype and shape).
+        Returns a list of arrays in the order of output_names. `run(feeds)`
+        is short for `run(None, feeds)`. Raises ValueError for an unknown or
+        missing input, a feed of the wrong dtype or shape, or an unknown
+        output name; TypeError when feeds is not a mapping."""
         if feeds is None and hasattr(output_names, "keys"):
             output_names, feeds = None, output_names
         if feeds is None:
@@ -215,8 +280,10 @@ class Model:
         env.update(self._check_feeds(feeds))
         for name in wanted:
             if name not in env and name not in self._producer:
-                raise ValueError(f"output_names: {name!r} is not a value of this graph; "
-                                 f"outputs are {self.output_names}")
+                raise ValueError(
+                    f"output_names: {name!r} is not a value of this graph; "
+                    f"outputs are {self.output_names}"
+                )
         plan = self._plans.get(tuple(wanted))
         if plan is None:
             plan = self._plans[tuple(wanted)] = self._needed(wanted)
@@ -233,8 +300,9 @@ class Model:
         out = {}
         for name, value in feeds.items():
             if name not in expected:
-                raise ValueError(f"feeds: {name!r} is not an input of this graph; inputs are "
-                                 f"{self.input_names}")
+                raise ValueError(
+                    f"feeds: {name!r} is not an input of this graph; inputs are {self.input_names}"
+                )
             spec = expected[name]
             try:
                 arr = np.asarray(value)
@@ -246,7 +314,8 @@ class Model:
                 raise ValueError(f"feeds[{name!r}]: dtype {arr.dtype} is not supported")
             if spec.shape is not None:
                 if arr.ndim != len(spec.shape) or any(
-                        d is not None and d != s for d, s in zip(spec.shape, arr.shape)):
+                    d is not None and d != s for d, s in zip(spec.shape, arr.shape)
+                ):
                     shown = tuple("?" if d is None else d for d in spec.shape)
                     raise ValueError(f"feeds[{name!r}]: expected shape {shown}, got {arr.shape}")
             out[name] = arr
@@ -278,9 +347,12 @@ class Model:
         if r0.direction == "reverse":
             return None
         for n in rec[1:]:
-            same = (n.op == rec[0].op and n.recurrent.layout == r0.layout
-                    and n.recurrent.direction == r0.direction
-                    and dict(n.layer.config(), input_size=base["input_size"]) == base)
+            same = (
+                n.op == rec[0].op
+                and n.recurrent.layout == r0.layout
+                and n.recurrent.direction == r0.direction
+                and dict(n.layer.config(), input_size=base["input_size"]) == base
+            )
             if not same or n.layer.input_size != r0.D * base["hidden_size"]:
                 return None
         if not all(self._feeds_next(prev, n, r0.D) for prev, n in zip(rec, rec[1:])):
@@ -290,10 +362,12 @@ class Model:
             for name, value in n.params.items():
                 params[name.replace("_l0", f"_l{k}")] = value
         x = self._producer.get(rec[0].inputs[0])
-        batch_first = r0.layout == 1 or (x is not None and x.op == "Transpose"
-                                         and x.attrs.get("perm") == [1, 0, 2])
-        layer = type(rec[0].layer)(**dict(base, num_layers=len(rec), batch_first=batch_first,
-                                          seed=0))
+        batch_first = r0.layout == 1 or (
+            x is not None and x.op == "Transpose" and x.attrs.get("perm") == [1, 0, 2]
+        )
+        layer = type(rec[0].layer)(
+            **dict(base, num_layers=len(rec), batch_first=batch_first, seed=0)
+        )
         layer.load_state_dict(params)
         return layer
 
@@ -315,15 +389,15 @@ class Model:
             name = p.inputs[0]
         if name != y or not y:
             return False
-        chain.reverse()               # from prev's Y to node's X
+        chain.reverse()  # from prev's Y to node's X
         ops = [p.op for p in chain if p.op != "Identity"]
         steps = [p for p in chain if p.op != "Identity"]
         if ops == ["Squeeze"]:
-            return D == 1 and self._const_list(steps[0], 1, "axes") in ([dir_axis],
-                                                                         [dir_axis - 4])
+            return D == 1 and self._const_list(steps[0], 1, "axes") in ([dir_axis], [dir_axis - 4])
         if layout == 0 and ops == ["Transpose", "Reshape"]:
-            return (steps[0].attrs.get("perm") == [0, 2, 1, 3]
-                    and self._merges_last(steps[1], D, prev))
+            return steps[0].attrs.get("perm") == [0, 2, 1, 3] and self._merges_last(
+                steps[1], D, prev
+            )
         if ops == ["Reshape"] and (D == 1 or layout == 1):
             return self._merges_last(steps[0], D, prev)
         return False
@@ -337,16 +411,23 @@ class Model:
     def _merges_last(self, reshape, D, prev):
         shape = self._const_list(reshape, 1, "shape")
         H = prev.layer.hidden_size
-        return shape is not None and len(shape) == 3 and shape[:2] == [0, 0] \
-            and shape[2] in (-1, D * H) and not reshape.attrs.get("allowzero", 0)
+        return (
+            shape is not None
+            and len(shape) == 3
+            and shape[:2] == [0, 0]
+            and shape[2] in (-1, D * H)
+            and not reshape.attrs.get("allowzero", 0)
+        )
 
     def __repr__(self):
-        return (f"fastrnn.onnx.Model(inputs={self.input_names}, outputs={self.output_names}, "
-                f"opset={self.opset}, nodes={len(self._order)}, "
-                f"layer={self.layer!r})")
+        return (
+            f"fastrnn.onnx.Model(inputs={self.input_names}, outputs={self.output_names}, "
+            f"opset={self.opset}, nodes={len(self._order)}, "
+            f"layer={self.layer!r})"
+        )
 
 
 def _run_recurrent(node, inputs):
     ins = (list(inputs) + [None] * 8)[:8]
     Y, Y_h, Y_c = node.recurrent.run(*ins, layer=node.layer)
-    return [Y, Y_h, Y_c][:node.n_outputs]
+    return [Y, Y_h, Y_c][: node.n_outputs]

@@ -8,6 +8,7 @@ for an omitted optional input; `node` carries `attrs`, `opset` and `where`
 (a name for error messages). Every output whose size is not bounded by the
 inputs' is checked against `limits.MAX_TENSOR_BYTES` before it is allocated.
 """
+
 import math
 
 import numpy as np
@@ -20,8 +21,9 @@ def _ints(a, where, what):
     """A 0-D or 1-D integer tensor as a list of Python ints."""
     a = np.asarray(a)
     if a.dtype.kind not in "iu" or a.ndim > 1:
-        raise ValueError(f"{where}: {what}: expected a 1-D integer tensor, got {a.dtype} "
-                         f"of shape {a.shape}")
+        raise ValueError(
+            f"{where}: {what}: expected a 1-D integer tensor, got {a.dtype} of shape {a.shape}"
+        )
     return [int(v) for v in a.reshape(-1)]
 
 
@@ -34,14 +36,17 @@ def _axis(axis, ndim, where):
 def _same_dtype(node, *arrays):
     dts = {a.dtype for a in arrays if a is not None}
     if len(dts) > 1:
-        raise ValueError(f"{node.where}: inputs of one type expected, got "
-                         f"{', '.join(sorted(str(d) for d in dts))}")
+        raise ValueError(
+            f"{node.where}: inputs of one type expected, got "
+            f"{', '.join(sorted(str(d) for d in dts))}"
+        )
 
 
 def _require(node, inputs, n):
     if len(inputs) < n or any(a is None for a in inputs[:n]):
-        raise ValueError(f"{node.where}: expected {n} input(s), got "
-                         f"{sum(a is not None for a in inputs)}")
+        raise ValueError(
+            f"{node.where}: expected {n} input(s), got {sum(a is not None for a in inputs)}"
+        )
 
 
 def _float(node, x):
@@ -51,12 +56,13 @@ def _float(node, x):
 
 # ------------------------------------------------------------------ shapes
 
+
 def identity(node, inputs):
     _require(node, inputs, 1)
     return [inputs[0]]
 
 
-def dropout(node, inputs):        # inference: the input, and a mask of ones
+def dropout(node, inputs):  # inference: the input, and a mask of ones
     _require(node, inputs, 1)
     x = inputs[0]
     return [x, np.ones(x.shape, np.bool_)]
@@ -104,8 +110,9 @@ def _broadcast_shape(node, *shapes):
     try:
         return np.broadcast_shapes(*shapes)
     except ValueError:
-        raise ValueError(f"{node.where}: shapes {' and '.join(map(str, shapes))} do not "
-                         f"broadcast") from None
+        raise ValueError(
+            f"{node.where}: shapes {' and '.join(map(str, shapes))} do not broadcast"
+        ) from None
 
 
 def expand(node, inputs):
@@ -142,8 +149,9 @@ def squeeze(node, inputs):
     axes = tuple(_axis(a, x.ndim, node.where) for a in axes)
     for a in axes:
         if x.shape[a] != 1:
-            raise ValueError(f"{node.where}: cannot squeeze axis {a} of size {x.shape[a]} "
-                             f"(shape {x.shape})")
+            raise ValueError(
+                f"{node.where}: cannot squeeze axis {a} of size {x.shape[a]} (shape {x.shape})"
+            )
     return [np.squeeze(x, axes)]
 
 
@@ -163,12 +171,15 @@ def split(node, inputs):
     _require(node, inputs, 1)
     x = inputs[0]
     axis = _axis(node.attrs.get("axis", 0), x.ndim, node.where)
-    sizes = (_ints(inputs[1], node.where, "split") if len(inputs) > 1 and inputs[1] is not None
-             else node.attrs.get("split"))
+    sizes = (
+        _ints(inputs[1], node.where, "split")
+        if len(inputs) > 1 and inputs[1] is not None
+        else node.attrs.get("split")
+    )
     n = node.n_outputs
     if sizes is None:
         n = node.attrs.get("num_outputs", n)
-        k = -(-x.shape[axis] // n)          # ceil: the last part may be smaller
+        k = -(-x.shape[axis] // n)  # ceil: the last part may be smaller
         sizes = [min(k, x.shape[axis] - i * k) for i in range(n)]
     if sum(sizes) != x.shape[axis] or any(s < 0 for s in sizes):
         raise ValueError(f"{node.where}: split sizes {sizes} do not add up to {x.shape[axis]}")
@@ -184,24 +195,30 @@ def gather(node, inputs):
     n = x.shape[axis]
     if idx.size and (idx.min() < -n or idx.max() >= n):
         raise ValueError(f"{node.where}: indices out of range [-{n}, {n})")
-    limits.check_alloc(x.shape[:axis] + idx.shape + x.shape[axis + 1:], x.dtype, node.where)
+    limits.check_alloc(x.shape[:axis] + idx.shape + x.shape[axis + 1 :], x.dtype, node.where)
     return [np.take(x, np.where(idx < 0, idx + n, idx), axis=axis)]
 
 
 def slice_(node, inputs):
     _require(node, inputs, 1)
     x = inputs[0]
-    if "starts" in node.attrs:                       # opset < 10
+    if "starts" in node.attrs:  # opset < 10
         starts, ends = node.attrs["starts"], node.attrs["ends"]
         axes, steps = node.attrs.get("axes"), None
     else:
         _require(node, inputs, 3)
         starts = _ints(inputs[1], node.where, "starts")
         ends = _ints(inputs[2], node.where, "ends")
-        axes = _ints(inputs[3], node.where, "axes") if len(inputs) > 3 and inputs[3] is not None \
+        axes = (
+            _ints(inputs[3], node.where, "axes")
+            if len(inputs) > 3 and inputs[3] is not None
             else None
-        steps = _ints(inputs[4], node.where, "steps") if len(inputs) > 4 and \
-            inputs[4] is not None else None
+        )
+        steps = (
+            _ints(inputs[4], node.where, "steps")
+            if len(inputs) > 4 and inputs[4] is not None
+            else None
+        )
     axes = list(range(len(starts))) if axes is None else axes
     steps = [1] * len(starts) if steps is None else steps
     if not len(starts) == len(ends) == len(axes) == len(steps):
@@ -219,16 +236,21 @@ def slice_(node, inputs):
 def reshape(node, inputs):
     _require(node, inputs, 1)
     x = inputs[0]
-    dims = (_ints(inputs[1], node.where, "shape") if len(inputs) > 1 and inputs[1] is not None
-            else node.attrs.get("shape"))
+    dims = (
+        _ints(inputs[1], node.where, "shape")
+        if len(inputs) > 1 and inputs[1] is not None
+        else node.attrs.get("shape")
+    )
     if dims is None:
         raise ValueError(f"{node.where}: Reshape needs a shape")
     if not node.attrs.get("allowzero", 0):
         for i, d in enumerate(dims):
             if d == 0:
                 if i >= x.ndim:
-                    raise ValueError(f"{node.where}: shape {dims}: 0 at axis {i} copies a "
-                                     f"dimension x (shape {x.shape}) lacks")
+                    raise ValueError(
+                        f"{node.where}: shape {dims}: 0 at axis {i} copies a "
+                        f"dimension x (shape {x.shape}) lacks"
+                    )
                 dims[i] = x.shape[i]
     try:
         return [x.reshape(dims)]
@@ -257,6 +279,7 @@ def transpose(node, inputs):
 
 # ------------------------------------------------------------------ arithmetic
 
+
 def _binary(fn):
     def op(node, inputs):
         _require(node, inputs, 2)
@@ -264,11 +287,12 @@ def _binary(fn):
         _same_dtype(node, a, b)
         limits.check_alloc(_broadcast_shape(node, a.shape, b.shape), a.dtype, node.where)
         return [np.asarray(fn(a, b)).astype(a.dtype, copy=False)]
+
     return op
 
 
 def _divide(a, b):
-    if a.dtype.kind in "iu":     # ONNX integer division truncates toward zero
+    if a.dtype.kind in "iu":  # ONNX integer division truncates toward zero
         if np.any(b == 0):
             raise ValueError("integer division by zero")
         q = np.abs(a) // np.abs(b)
@@ -330,6 +354,7 @@ def _unary_float(fn):
         _require(node, inputs, 1)
         _float(node, inputs[0])
         return [np.asarray(fn(inputs[0])).astype(inputs[0].dtype, copy=False)]
+
     return op
 
 
@@ -337,6 +362,7 @@ def _unary(fn):
     def op(node, inputs):
         _require(node, inputs, 1)
         return [np.asarray(fn(inputs[0])).astype(inputs[0].dtype, copy=False)]
+
     return op
 
 
@@ -380,16 +406,38 @@ def leaky_relu(node, inputs):
 
 
 OPS = {
-    "Identity": identity, "Dropout": dropout, "Shape": shape, "Size": size, "Cast": cast,
-    "CastLike": cast_like, "ConstantOfShape": constant_of_shape, "Expand": expand,
-    "Unsqueeze": unsqueeze, "Squeeze": squeeze, "Concat": concat, "Split": split,
-    "Gather": gather, "Slice": slice_, "Reshape": reshape, "Flatten": flatten,
+    "Identity": identity,
+    "Dropout": dropout,
+    "Shape": shape,
+    "Size": size,
+    "Cast": cast,
+    "CastLike": cast_like,
+    "ConstantOfShape": constant_of_shape,
+    "Expand": expand,
+    "Unsqueeze": unsqueeze,
+    "Squeeze": squeeze,
+    "Concat": concat,
+    "Split": split,
+    "Gather": gather,
+    "Slice": slice_,
+    "Reshape": reshape,
+    "Flatten": flatten,
     "Transpose": transpose,
-    "Add": _binary(np.add), "Sub": _binary(np.subtract), "Mul": _binary(np.multiply),
-    "Div": divide, "MatMul": matmul, "Gemm": gemm,
-    "Neg": _unary(np.negative), "Abs": _unary(np.abs),
-    "Relu": _unary(lambda x: np.maximum(x, 0)), "Sigmoid": _unary_float(_sigmoid),
-    "Tanh": _unary_float(np.tanh), "Exp": _unary_float(np.exp), "Log": _unary_float(np.log),
-    "Sqrt": _unary_float(np.sqrt), "LeakyRelu": leaky_relu, "Softmax": softmax,
+    "Add": _binary(np.add),
+    "Sub": _binary(np.subtract),
+    "Mul": _binary(np.multiply),
+    "Div": divide,
+    "MatMul": matmul,
+    "Gemm": gemm,
+    "Neg": _unary(np.negative),
+    "Abs": _unary(np.abs),
+    "Relu": _unary(lambda x: np.maximum(x, 0)),
+    "Sigmoid": _unary_float(_sigmoid),
+    "Tanh": _unary_float(np.tanh),
+    "Exp": _unary_float(np.exp),
+    "Log": _unary_float(np.log),
+    "Sqrt": _unary_float(np.sqrt),
+    "LeakyRelu": leaky_relu,
+    "Softmax": softmax,
     "LogSoftmax": log_softmax,
 }

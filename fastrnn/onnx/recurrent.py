@@ -17,18 +17,22 @@ ONNX conventions (opset 14; earlier opsets are the same without `layout`):
   state at its own last step (the reverse direction starts there); as in
   onnxruntime, a sequence of length 0 has zero Y_h and Y_c.
 """
+
 import numpy as np
 
 from .. import layers
 from . import limits
 
 GATES = {"RNN": 1, "GRU": 3, "LSTM": 4}
-DEFAULT_ACTIVATIONS = {"RNN": ("tanh",), "GRU": ("sigmoid", "tanh"),
-                       "LSTM": ("sigmoid", "tanh", "tanh")}
+DEFAULT_ACTIVATIONS = {
+    "RNN": ("tanh",),
+    "GRU": ("sigmoid", "tanh"),
+    "LSTM": ("sigmoid", "tanh", "tanh"),
+}
 # fastrnn gate block k is ONNX block ONNX_TO_FASTRNN[op][k] (and back)
 ONNX_TO_FASTRNN = {"RNN": [0], "GRU": [1, 0, 2], "LSTM": [0, 2, 3, 1]}
 FASTRNN_TO_ONNX = {"RNN": [0], "GRU": [1, 0, 2], "LSTM": [0, 3, 1, 2]}
-PEEP_ORDER = [0, 2, 1]          # ONNX P i, o, f <-> fastrnn weight_peep i, f, o (its own inverse)
+PEEP_ORDER = [0, 2, 1]  # ONNX P i, o, f <-> fastrnn weight_peep i, f, o (its own inverse)
 DIRECTIONS = {"forward": 1, "reverse": 1, "bidirectional": 2}
 FLOATS = (np.dtype(np.float16), np.dtype(np.float32), np.dtype(np.float64))
 ENGINE_DTYPES = (np.dtype(np.float32), np.dtype(np.float64))
@@ -54,8 +58,19 @@ ACTIVATIONS = {
     "softsign": (lambda x, a, b: x / (1 + np.abs(x)), None, None),
     "softplus": (lambda x, a, b: np.logaddexp(0.0, x), None, None),
 }
-ACTIVATION_NAMES = ("Relu", "Tanh", "Sigmoid", "Affine", "LeakyRelu", "ThresholdedRelu",
-                    "ScaledTanh", "HardSigmoid", "Elu", "Softsign", "Softplus")
+ACTIVATION_NAMES = (
+    "Relu",
+    "Tanh",
+    "Sigmoid",
+    "Affine",
+    "LeakyRelu",
+    "ThresholdedRelu",
+    "ScaledTanh",
+    "HardSigmoid",
+    "Elu",
+    "Softsign",
+    "Softplus",
+)
 
 
 class Activation:
@@ -75,21 +90,25 @@ def parse_activations(op, names, alphas, betas, D, where):
         names = list(DEFAULT_ACTIVATIONS[op]) * D
     names = [str(s).lower() for s in names]
     if len(names) == n and D == 2:
-        names = names * 2           # one direction's list, used for both
+        names = names * 2  # one direction's list, used for both
     if len(names) != n * D:
-        raise ValueError(f"{where}: activations: expected {n} names per direction ({n * D} for "
-                         f"{D} direction(s)), got {len(names)}")
+        raise ValueError(
+            f"{where}: activations: expected {n} names per direction ({n * D} for "
+            f"{D} direction(s)), got {len(names)}"
+        )
     alphas, betas = list(alphas or []), list(betas or [])
     acts = []
     for name in names:
         if name not in ACTIVATIONS:
-            raise ValueError(f"{where}: unsupported activation {name!r}; ONNX lists "
-                             f"{', '.join(ACTIVATION_NAMES)}")
+            raise ValueError(
+                f"{where}: unsupported activation {name!r}; ONNX lists "
+                f"{', '.join(ACTIVATION_NAMES)}"
+            )
         _, da, db = ACTIVATIONS[name]
         alpha = (float(alphas.pop(0)) if alphas else da) if da is not None else None
         beta = (float(betas.pop(0)) if betas else db) if db is not None else None
         acts.append(Activation(name, alpha, beta))
-    return [tuple(acts[d * n:(d + 1) * n]) for d in range(D)]
+    return [tuple(acts[d * n : (d + 1) * n]) for d in range(D)]
 
 
 def reorder(a, order, axis=0):
@@ -103,22 +122,33 @@ class RecurrentNode:
 
     def __init__(self, op, attrs, where):
         self.op, self.where = op, where
-        known = {"activation_alpha", "activation_beta", "activations", "clip", "direction",
-                 "hidden_size", "layout"}
+        known = {
+            "activation_alpha",
+            "activation_beta",
+            "activations",
+            "clip",
+            "direction",
+            "hidden_size",
+            "layout",
+        }
         known |= {"LSTM": {"input_forget"}, "GRU": {"linear_before_reset"}, "RNN": set()}[op]
         unknown = set(attrs) - known
         if unknown:
             raise ValueError(f"{where}: unknown attribute(s) {sorted(unknown)} for {op}")
         self.direction = attrs.get("direction", "forward")
         if self.direction not in DIRECTIONS:
-            raise ValueError(f"{where}: direction: expected forward, reverse or bidirectional, "
-                             f"got {self.direction!r}")
+            raise ValueError(
+                f"{where}: direction: expected forward, reverse or bidirectional, "
+                f"got {self.direction!r}"
+            )
         self.D = DIRECTIONS[self.direction]
         self.hidden_size = attrs.get("hidden_size")
-        if self.hidden_size is not None and (not isinstance(self.hidden_size, int)
-                                             or self.hidden_size < 1):
-            raise ValueError(f"{where}: hidden_size: expected a positive integer, got "
-                             f"{self.hidden_size!r}")
+        if self.hidden_size is not None and (
+            not isinstance(self.hidden_size, int) or self.hidden_size < 1
+        ):
+            raise ValueError(
+                f"{where}: hidden_size: expected a positive integer, got {self.hidden_size!r}"
+            )
         self.layout = attrs.get("layout", 0)
         if self.layout not in (0, 1):
             raise ValueError(f"{where}: layout: expected 0 or 1, got {self.layout!r}")
@@ -128,9 +158,14 @@ class RecurrentNode:
         self.clip = clip
         self.input_forget = bool(attrs.get("input_forget", 0))
         self.linear_before_reset = bool(attrs.get("linear_before_reset", 0))
-        self.activations = parse_activations(op, attrs.get("activations"),
-                                             attrs.get("activation_alpha"),
-                                             attrs.get("activation_beta"), self.D, where)
+        self.activations = parse_activations(
+            op,
+            attrs.get("activations"),
+            attrs.get("activation_alpha"),
+            attrs.get("activation_beta"),
+            self.D,
+            where,
+        )
         names = [tuple(a.name for a in acts) for acts in self.activations]
         if op == "RNN":
             self.nonlinearity = names[0][0] if names[0][0] in ("tanh", "relu") else None
@@ -149,52 +184,82 @@ class RecurrentNode:
         where, D, G = self.where, self.D, GATES[self.op]
         if X is None or W is None or R is None:
             raise ValueError(f"{where}: inputs X, W and R are required")
-        for name, a in (("X", X), ("W", W), ("R", R), ("B", B), ("initial_h", h0),
-                        ("initial_c", c0), ("P", P)):
+        for name, a in (
+            ("X", X),
+            ("W", W),
+            ("R", R),
+            ("B", B),
+            ("initial_h", h0),
+            ("initial_c", c0),
+            ("P", P),
+        ):
             if a is not None and a.dtype not in FLOATS:
-                raise ValueError(f"{where}: input {name}: expected float16, float32 or float64, "
-                                 f"got {a.dtype}")
+                raise ValueError(
+                    f"{where}: input {name}: expected float16, float32 or float64, got {a.dtype}"
+                )
             if a is not None and a.dtype != X.dtype:
-                raise ValueError(f"{where}: input {name} has dtype {a.dtype}, X has {X.dtype}; "
-                                 f"ONNX requires one type")
+                raise ValueError(
+                    f"{where}: input {name} has dtype {a.dtype}, X has {X.dtype}; "
+                    f"ONNX requires one type"
+                )
         if X.ndim != 3 or W.ndim != 3 or R.ndim != 3:
-            raise ValueError(f"{where}: X, W and R must be 3-D, got shapes {X.shape}, {W.shape}, "
-                             f"{R.shape}")
+            raise ValueError(
+                f"{where}: X, W and R must be 3-D, got shapes {X.shape}, {W.shape}, {R.shape}"
+            )
         H = R.shape[2]
         if self.hidden_size is not None and self.hidden_size != H:
-            raise ValueError(f"{where}: hidden_size attribute {self.hidden_size} does not match "
-                             f"R of shape {R.shape} (hidden size {H})")
+            raise ValueError(
+                f"{where}: hidden_size attribute {self.hidden_size} does not match "
+                f"R of shape {R.shape} (hidden size {H})"
+            )
         T, Bt, I = X.shape if self.layout == 0 else (X.shape[1], X.shape[0], X.shape[2])
-        want = {"W": (D, G * H, I), "R": (D, G * H, H), "B": (D, 2 * G * H), "P": (D, 3 * H),
-                "initial_h": (D, Bt, H) if self.layout == 0 else (Bt, D, H)}
+        want = {
+            "W": (D, G * H, I),
+            "R": (D, G * H, H),
+            "B": (D, 2 * G * H),
+            "P": (D, 3 * H),
+            "initial_h": (D, Bt, H) if self.layout == 0 else (Bt, D, H),
+        }
         want["initial_c"] = want["initial_h"]
-        for name, a in (("W", W), ("R", R), ("B", B), ("initial_h", h0), ("initial_c", c0),
-                        ("P", P)):
+        for name, a in (
+            ("W", W),
+            ("R", R),
+            ("B", B),
+            ("initial_h", h0),
+            ("initial_c", c0),
+            ("P", P),
+        ):
             if a is not None and a.shape != want[name]:
-                raise ValueError(f"{where}: input {name}: expected shape {want[name]} (direction "
-                                 f"{self.direction}, hidden_size {H}), got {a.shape}")
+                raise ValueError(
+                    f"{where}: input {name}: expected shape {want[name]} (direction "
+                    f"{self.direction}, hidden_size {H}), got {a.shape}"
+                )
         if seq_lens is not None:
             if seq_lens.dtype.kind not in "iu":
                 raise ValueError(f"{where}: sequence_lens: expected integers, got {seq_lens.dtype}")
             if seq_lens.shape != (Bt,):
-                raise ValueError(f"{where}: sequence_lens: expected shape ({Bt},), got "
-                                 f"{seq_lens.shape}")
+                raise ValueError(
+                    f"{where}: sequence_lens: expected shape ({Bt},), got {seq_lens.shape}"
+                )
             if Bt and (seq_lens.min() < 0 or seq_lens.max() > T):
-                raise ValueError(f"{where}: sequence_lens: expected values in [0, {T}], got min "
-                                 f"{seq_lens.min()} max {seq_lens.max()}")
+                raise ValueError(
+                    f"{where}: sequence_lens: expected values in [0, {T}], got min "
+                    f"{seq_lens.min()} max {seq_lens.max()}"
+                )
         return T, Bt, I, H
 
     def check_weights(self, W, R, B, P):
         """Load-time check of constant weights (X unknown yet)."""
-        D, G = self.D, GATES[self.op]
         for name, a in (("W", W), ("R", R), ("B", B), ("P", P)):
             if a is not None and a.dtype not in FLOATS:
-                raise ValueError(f"{self.where}: input {name}: expected float16, float32 or "
-                                 f"float64, got {a.dtype}")
+                raise ValueError(
+                    f"{self.where}: input {name}: expected float16, float32 or "
+                    f"float64, got {a.dtype}"
+                )
         if W.ndim != 3 or R.ndim != 3:
             raise ValueError(f"{self.where}: W and R must be 3-D, got shapes {W.shape}, {R.shape}")
         H, I = R.shape[2], W.shape[2]
-        fake_x = np.empty((0, 0, I), W.dtype)   # T = B = 0: checks all but X's sizes
+        fake_x = np.empty((0, 0, I), W.dtype)  # T = B = 0: checks all but X's sizes
         self.check(fake_x, W, R, B, None, None, None, P)
         return I, H
 
@@ -220,8 +285,7 @@ class RecurrentNode:
 
     def layer_config(self, I, H, bias, peephole):
         """(class name, keyword arguments) of the equivalent one-layer fastrnn layer."""
-        kw = dict(input_size=I, hidden_size=H, num_layers=1, bias=bias,
-                  bidirectional=self.D == 2)
+        kw = dict(input_size=I, hidden_size=H, num_layers=1, bias=bias, bidirectional=self.D == 2)
         if self.op == "RNN":
             return "RNN", dict(kw, nonlinearity=self.nonlinearity)
         if self.op == "GRU":
@@ -237,15 +301,16 @@ class RecurrentNode:
 
     # ------------------------------------------------------------ running
 
-    def run(self, X, W, R, B=None, seq_lens=None, h0=None, c0=None, P=None, layer=None,
-            n_outputs=3):
+    def run(
+        self, X, W, R, B=None, seq_lens=None, h0=None, c0=None, P=None, layer=None, n_outputs=3
+    ):
         """The node's outputs (Y, Y_h, Y_c; Y_c None but for LSTM) in ONNX's shapes.
         `layer`: a prebuilt engine layer for constant weights."""
         T, Bt, I, H = self.check(X, W, R, B, seq_lens, h0, c0, P)
-        limits.check_alloc((T, self.D, Bt, H), np.float64, self.where)   # Y, at worst float64
+        limits.check_alloc((T, self.D, Bt, H), np.float64, self.where)  # Y, at worst float64
         if self.op != "LSTM":
             c0 = None
-        if self.layout == 1:     # work in layout 0
+        if self.layout == 1:  # work in layout 0
             X = X.transpose(1, 0, 2)
             h0 = None if h0 is None else h0.transpose(1, 0, 2)
             c0 = None if c0 is None else c0.transpose(1, 0, 2)
@@ -255,7 +320,7 @@ class RecurrentNode:
         else:
             Y, Y_h, Y_c = numpy_node(self, X, W, R, B, lengths, h0, c0, P)
         if lengths is not None and Bt and lengths.min() == 0:
-            empty = lengths == 0                 # onnxruntime: zero final states
+            empty = lengths == 0  # onnxruntime: zero final states
             Y_h[:, empty] = 0
             if Y_c is not None:
                 Y_c[:, empty] = 0
@@ -302,6 +367,7 @@ def _reversal_index(T, B, lengths):
 
 # ---------------------------------------------------------------- NumPy fallback
 
+
 def numpy_node(node, X, W, R, B, lengths, h0, c0, P):
     """The operator definition, step by step in float64: X (T, B, I), states
     (D, B, H) -> Y (T, D, B, H), Y_h (D, B, H), Y_c (D, B, H) or None."""
@@ -318,10 +384,10 @@ def numpy_node(node, X, W, R, B, lengths, h0, c0, P):
         h = np.zeros((Bt, H)) if h0 is None else h0[d].astype(f64)
         c = np.zeros((Bt, H)) if c0 is None else c0[d].astype(f64)
         peep = np.zeros(3 * H) if P is None else P[d].astype(f64)
-        xw = X.astype(f64) @ W[d].astype(f64).T + bias[:G * H]      # (T, B, G*H)
-        Rd, Rb = R[d].astype(f64), bias[G * H:]
+        xw = X.astype(f64) @ W[d].astype(f64).T + bias[: G * H]  # (T, B, G*H)
+        Rd, Rb = R[d].astype(f64), bias[G * H :]
         step = {"RNN": _rnn_step, "GRU": _gru_step, "LSTM": _lstm_step}[node.op]
-        for t in (range(T - 1, -1, -1) if reverse else range(T)):
+        for t in range(T - 1, -1, -1) if reverse else range(T):
             active = (t < lengths)[:, None]
             h_new, c_new = step(node, node.activations[d], xw[t], h, c, Rd, Rb, peep)
             Y[t, d] = np.where(active, h_new, 0.0)
@@ -352,14 +418,14 @@ def _gru_step(node, acts, xw, h, c, R, Rb, peep):
     # Ht = (1 - zt) * ht + zt * Ht-1
     f, g = acts
     H = h.shape[1]
-    xz, xr, xh = xw[:, :H], xw[:, H:2 * H], xw[:, 2 * H:]
-    Rz, Rr, Rh = R[:H], R[H:2 * H], R[2 * H:]
+    xz, xr, xh = xw[:, :H], xw[:, H : 2 * H], xw[:, 2 * H :]
+    Rz, Rr, Rh = R[:H], R[H : 2 * H], R[2 * H :]
     z = f(_clip(node, xz + h @ Rz.T + Rb[:H]))
-    r = f(_clip(node, xr + h @ Rr.T + Rb[H:2 * H]))
+    r = f(_clip(node, xr + h @ Rr.T + Rb[H : 2 * H]))
     if node.linear_before_reset:
-        n = g(_clip(node, xh + r * (h @ Rh.T + Rb[2 * H:])))
+        n = g(_clip(node, xh + r * (h @ Rh.T + Rb[2 * H :])))
     else:
-        n = g(_clip(node, xh + (r * h) @ Rh.T + Rb[2 * H:]))
+        n = g(_clip(node, xh + (r * h) @ Rh.T + Rb[2 * H :]))
     return (1 - z) * n + z * h, None
 
 
@@ -373,8 +439,8 @@ def _lstm_step(node, acts, xw, h, c, R, Rb, peep):
     f, g, hf = acts
     H = h.shape[1]
     gates = xw + h @ R.T + Rb
-    gi, go, gf, gc = (gates[:, k * H:(k + 1) * H] for k in range(4))
-    pi, po, pf = peep[:H], peep[H:2 * H], peep[2 * H:]
+    gi, go, gf, gc = (gates[:, k * H : (k + 1) * H] for k in range(4))
+    pi, po, pf = peep[:H], peep[H : 2 * H], peep[2 * H :]
     i = f(_clip(node, gi + pi * c))
     fg = 1 - i if node.input_forget else f(_clip(node, gf + pf * c))
     c_new = fg * c + i * g(_clip(node, gc))
