@@ -47,22 +47,22 @@ Method.
   threadpoolctl.threadpool_limits(N) (BLAS and OpenMP), fr.set_num_threads(N),
   torch.set_num_threads(N), ORT intra_op_num_threads=N with inter_op 1 and the
   sequential executor. OPENBLAS_CORETYPE is reported, never changed.
-- Timing: a warm-up per engine, then rounds; in each, every engine in turn (the
-  order rotated each round) runs one untimed call and then timed calls, each
-  timed alone with perf_counter_ns (the timer's own cost subtracted), until
-  a minimum time and 3 calls are spent (0.2 s, 5 rounds; --quick: 0.03 s, 3
-  rounds, H in 64, 256 for streaming, B in 1, 64 and H = 256 for sequences; at
-  most 2,000 calls per turn, which bounds the JSON). The garbage collector is off during a turn; with more than
-  one thread the process idles a moment before each turn so that the previous
-  engine's spinning worker threads park. Reported: the median and p99 over all
-  calls, the spread (the range of the round medians), peer / fastrnn ratios of
-  the medians (> 1: fastrnn is faster), GFLOP/s, and the fraction of the
-  machine's own SGEMM rate: the same products (same M, K, N, as many calls)
-  run by scipy.linalg.blas.sgemm at the run's thread count, timed once per
-  shape with SciPy's Python call cost (a 1x1x1 sgemm) subtracted; and the
-  fraction of the FMA peak (below). "load" is the
-  number of cores other processes kept busy while the row ran (/proc/stat):
-  rows well above 0 are not to be trusted.
+- Timing: a warm-up per engine, then rounds; in each, every engine in turn
+  (the order rotated each round) runs one untimed call and then timed calls,
+  each timed alone with perf_counter_ns (the timer's own cost subtracted),
+  until a minimum time and 3 calls are spent (0.2 s, 5 rounds; --quick: 0.03
+  s, 3 rounds, H in 64, 256 for streaming, B in 1, 64 and H = 256 for
+  sequences; at most 2,000 calls per turn, which bounds the JSON). The garbage
+  collector is off during a turn; with more than one thread the process idles
+  a moment before each turn so that the previous engine's spinning worker
+  threads park. Reported: the median and p99 over all calls, the spread (the
+  range of the round medians), peer / fastrnn ratios of the medians (> 1:
+  fastrnn is faster), GFLOP/s, and the fraction of the machine's own SGEMM
+  rate: the same products (same M, K, N, as many calls) run by
+  scipy.linalg.blas.sgemm at the run's thread count, timed once per shape with
+  SciPy's Python call cost (a 1x1x1 sgemm) subtracted; and the fraction of the
+  FMA peak (below). "load" is the number of cores other processes kept busy
+  while the row ran (/proc/stat): rows well above 0 are not to be trusted.
 - FMA peak: measured once per run, before the rows, at the SIMD path that
   runs (fr.simd_level()): float32 multiply-adds in a register-only loop on one
   core (fastrnn._core.fma_peak: AVX-512 or AVX2 FMAs; for the generic path the
@@ -79,6 +79,7 @@ Test-only hooks (not for measurements): --tiny runs a few tiny sizes with
 minimal rounds; --test-faulty ENGINE (or run_suite(faulty=...)) hands ENGINE
 slightly wrong weights, so that the correctness gate must catch it.
 """
+
 import argparse
 import contextlib
 import fnmatch
@@ -93,8 +94,10 @@ from dataclasses import asdict, dataclass
 
 import numpy as np
 
-import fastrnn      # the engine under test, measured through its public API as users call it
-from . import _core, threads as fr_threads
+import fastrnn  # the engine under test, measured through its public API as users call it
+
+from . import _core
+from . import threads as fr_threads
 
 GATES = {"lstm": 4, "gru": 3, "rnn": 1}
 CELL_NAMES = {"lstm": "LSTM", "gru": "GRU", "rnn": "RNN"}
@@ -112,37 +115,68 @@ LR = 1e-3
 
 # ---------------------------------------------------------------- configuration
 
+
 @dataclass(frozen=True)
 class Config:
-    stream_sizes: tuple          # H (= I) of the streaming rows
-    seq_len: int                 # T of the sequence rows
-    seq_batches: tuple           # B of the sequence rows
-    seq_sizes: tuple             # H (= I) of the sequence rows
-    train_shape: tuple           # (T, B, H) of the training rows
-    rounds: int                  # interleaved rounds
-    min_time: float              # seconds per engine per round (at least)
-    warmup: float                # seconds of untimed calls per engine before the rounds
+    stream_sizes: tuple  # H (= I) of the streaming rows
+    seq_len: int  # T of the sequence rows
+    seq_batches: tuple  # B of the sequence rows
+    seq_sizes: tuple  # H (= I) of the sequence rows
+    train_shape: tuple  # (T, B, H) of the training rows
+    rounds: int  # interleaved rounds
+    min_time: float  # seconds per engine per round (at least)
+    warmup: float  # seconds of untimed calls per engine before the rounds
     min_calls: int = 3
-    max_calls: int = 2000        # per engine per round
-    settle: float = 0.1          # idle seconds before each turn, with > 1 thread
-    sgemm_time: float = 0.2      # seconds of SGEMM timing per shape
-    peak_time: float = 0.2       # seconds of the FMA peak's measurement
+    max_calls: int = 2000  # per engine per round
+    settle: float = 0.1  # idle seconds before each turn, with > 1 thread
+    sgemm_time: float = 0.2  # seconds of SGEMM timing per shape
+    peak_time: float = 0.2  # seconds of the FMA peak's measurement
 
 
-FULL = Config(stream_sizes=(64, 128, 256, 512), seq_len=100, seq_batches=(1, 16, 64),
-              seq_sizes=(128, 256, 512), train_shape=(64, 32, 256), rounds=5, min_time=0.2,
-              warmup=0.2)
-QUICK = Config(stream_sizes=(64, 256), seq_len=100, seq_batches=(1, 64), seq_sizes=(256,),
-               train_shape=(64, 32, 256), rounds=3, min_time=0.03, warmup=0.03,
-               max_calls=1000, settle=0.03, sgemm_time=0.05)
-TINY = Config(stream_sizes=(16,), seq_len=5, seq_batches=(2,), seq_sizes=(16,),   # tests only
-              train_shape=(4, 2, 16), rounds=2, min_time=0.0, warmup=0.0, min_calls=2,
-              max_calls=20, settle=0.0, sgemm_time=0.0, peak_time=0.01)
+FULL = Config(
+    stream_sizes=(64, 128, 256, 512),
+    seq_len=100,
+    seq_batches=(1, 16, 64),
+    seq_sizes=(128, 256, 512),
+    train_shape=(64, 32, 256),
+    rounds=5,
+    min_time=0.2,
+    warmup=0.2,
+)
+QUICK = Config(
+    stream_sizes=(64, 256),
+    seq_len=100,
+    seq_batches=(1, 64),
+    seq_sizes=(256,),
+    train_shape=(64, 32, 256),
+    rounds=3,
+    min_time=0.03,
+    warmup=0.03,
+    max_calls=1000,
+    settle=0.03,
+    sgemm_time=0.05,
+)
+TINY = Config(
+    stream_sizes=(16,),
+    seq_len=5,
+    seq_batches=(2,),
+    seq_sizes=(16,),  # tests only
+    train_shape=(4, 2, 16),
+    rounds=2,
+    min_time=0.0,
+    warmup=0.0,
+    min_calls=2,
+    max_calls=20,
+    settle=0.0,
+    sgemm_time=0.0,
+    peak_time=0.01,
+)
 
 
 @dataclass(frozen=True)
 class Row:
     """One line of a table: a scenario, a cell and a size."""
+
     scenario: str
     cell: str
     T: int
@@ -155,8 +189,11 @@ class Row:
 
     @property
     def name(self):
-        size = {"stream": f"H{self.H}", "sequence": f"B{self.B}-H{self.H}",
-                "train": f"T{self.T}-B{self.B}-H{self.H}"}[self.scenario]
+        size = {
+            "stream": f"H{self.H}",
+            "sequence": f"B{self.B}-H{self.H}",
+            "train": f"T{self.T}-B{self.B}-H{self.H}",
+        }[self.scenario]
         return f"{self.scenario}/{self.cell}/{size}"
 
     @property
@@ -187,24 +224,32 @@ def rows_for(config, only=None):
     for cell in GATES:
         rows += [Row("stream", cell, 1, 1, H) for H in config.stream_sizes]
     for cell in GATES:
-        rows += [Row("sequence", cell, config.seq_len, B, H)
-                 for H in config.seq_sizes for B in config.seq_batches]
+        rows += [
+            Row("sequence", cell, config.seq_len, B, H)
+            for H in config.seq_sizes
+            for B in config.seq_batches
+        ]
     T, B, H = config.train_shape
     rows += [Row("train", cell, T, B, H) for cell in GATES]
     if only:
         pats = [p.lower() for p in only]
-        rows = [r for r in rows if any(p in r.name.lower() or fnmatch.fnmatch(r.name.lower(), p)
-                                       for p in pats)]
+        rows = [
+            r
+            for r in rows
+            if any(p in r.name.lower() or fnmatch.fnmatch(r.name.lower(), p) for p in pats)
+        ]
     return rows
 
 
 # ---------------------------------------------------------------- the peers
+
 
 def probe_engines():
     """name -> (modules, None) for an engine that can run, or (None, reason)."""
     found = {FASTRNN: ({"fr": fastrnn}, None), NUMPY: ({}, None)}
     try:
         import torch
+
         found[TORCH] = ({"torch": torch}, None)
     except ImportError as e:
         found[TORCH] = (None, f"torch is not installed ({e}); pip install torch")
@@ -216,10 +261,13 @@ def probe_engines():
         try:
             import onnx
             from onnx import helper, numpy_helper  # noqa: F401
+
             found[ORT] = ({"ort": onnxruntime, "onnx": onnx}, None)
         except ImportError as e:
-            found[ORT] = (None, f"onnx (which builds the model) is not installed ({e}); "
-                                "pip install onnx")
+            found[ORT] = (
+                None,
+                f"onnx (which builds the model) is not installed ({e}); pip install onnx",
+            )
     return found
 
 
@@ -232,8 +280,12 @@ def make_weights(cell, I, H, torch=None, seed=0):
         module = {"lstm": torch.nn.LSTM, "gru": torch.nn.GRU, "rnn": torch.nn.RNN}[cell](I, H)
         return {k: v.detach().numpy().copy() for k, v in module.state_dict().items()}
     rng, k, GH = np.random.default_rng(seed), 1 / math.sqrt(H), GATES[cell] * H
-    shapes = {"weight_ih_l0": (GH, I), "weight_hh_l0": (GH, H), "bias_ih_l0": (GH,),
-              "bias_hh_l0": (GH,)}
+    shapes = {
+        "weight_ih_l0": (GH, I),
+        "weight_hh_l0": (GH, H),
+        "bias_ih_l0": (GH,),
+        "bias_hh_l0": (GH,),
+    }
     return {n: rng.uniform(-k, k, s).astype(np.float32) for n, s in shapes.items()}
 
 
@@ -256,25 +308,36 @@ def onnx_model(mods, cell, sd, T, B, H, state_io):
     order = {"lstm": [0, 3, 1, 2], "gru": [1, 0, 2], "rnn": [0]}[cell]
 
     def reorder(a):
-        return np.concatenate([a[g * H:(g + 1) * H] for g in order])[None]
+        return np.concatenate([a[g * H : (g + 1) * H] for g in order])[None]
+
     W, R = reorder(sd["weight_ih_l0"]), reorder(sd["weight_hh_l0"])
     Bias = np.concatenate([reorder(sd["bias_ih_l0"]), reorder(sd["bias_hh_l0"])], axis=1)
-    op, attrs = {"lstm": ("LSTM", {}), "gru": ("GRU", {"linear_before_reset": 1}),
-                 "rnn": ("RNN", {"activations": ["Tanh"]})}[cell]
+    op, attrs = {
+        "lstm": ("LSTM", {}),
+        "gru": ("GRU", {"linear_before_reset": 1}),
+        "rnn": ("RNN", {"activations": ["Tanh"]}),
+    }[cell]
     lstm, f32 = cell == "lstm", onnx.TensorProto.FLOAT
     states_in = (["h0", "c0"] if lstm else ["h0"]) if state_io else []
     inputs = ["X", "W", "R", "B"] + (["", *states_in] if state_io else [])
     outputs = ["", "h1"] + (["c1"] if lstm else []) if state_io else ["Y"]
     node = helper.make_node(op, inputs, outputs, hidden_size=H, direction="forward", **attrs)
-    out_info = ([helper.make_tensor_value_info(n, f32, [1, B, H]) for n in outputs[1:]]
-                if state_io else [helper.make_tensor_value_info("Y", f32, [T, 1, B, H])])
+    out_info = (
+        [helper.make_tensor_value_info(n, f32, [1, B, H]) for n in outputs[1:]]
+        if state_io
+        else [helper.make_tensor_value_info("Y", f32, [T, 1, B, H])]
+    )
     graph = helper.make_graph(
-        [node], f"{cell}_T{T}_B{B}_H{H}",
+        [node],
+        f"{cell}_T{T}_B{B}_H{H}",
         [helper.make_tensor_value_info("X", f32, [T, B, H])]
         + [helper.make_tensor_value_info(n, f32, [1, B, H]) for n in states_in],
         out_info,
-        initializer=[onnx.numpy_helper.from_array(a.astype(np.float32), n)
-                     for n, a in (("W", W), ("R", R), ("B", Bias))])
+        initializer=[
+            onnx.numpy_helper.from_array(a.astype(np.float32), n)
+            for n, a in (("W", W), ("R", R), ("B", Bias))
+        ],
+    )
     model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)])
     onnx.checker.check_model(model)
     return model
@@ -287,8 +350,7 @@ def ort_session(mods, model, threads):
     opts.inter_op_num_threads = 1
     opts.execution_mode = ort.ExecutionMode.ORT_SEQUENTIAL
     opts.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
-    return ort.InferenceSession(model.SerializeToString(), opts,
-                                providers=["CPUExecutionProvider"])
+    return ort.InferenceSession(model.SerializeToString(), opts, providers=["CPUExecutionProvider"])
 
 
 def _sigmoid(v):
@@ -300,13 +362,13 @@ def numpy_gates(cell, H, gx, gh, h, c):
     (+ b_hh for LSTM / RNN), gh = h W_hh^T (+ b_hh for GRU). Returns (h, c)."""
     if cell == "lstm":
         g = gx + gh
-        i, f, o = _sigmoid(g[:, :H]), _sigmoid(g[:, H:2 * H]), _sigmoid(g[:, 3 * H:])
-        c = f * c + i * np.tanh(g[:, 2 * H:3 * H])
+        i, f, o = _sigmoid(g[:, :H]), _sigmoid(g[:, H : 2 * H]), _sigmoid(g[:, 3 * H :])
+        c = f * c + i * np.tanh(g[:, 2 * H : 3 * H])
         return o * np.tanh(c), c
     if cell == "gru":
         r = _sigmoid(gx[:, :H] + gh[:, :H])
-        z = _sigmoid(gx[:, H:2 * H] + gh[:, H:2 * H])
-        n = np.tanh(gx[:, 2 * H:] + r * gh[:, 2 * H:])
+        z = _sigmoid(gx[:, H : 2 * H] + gh[:, H : 2 * H])
+        n = np.tanh(gx[:, 2 * H :] + r * gh[:, 2 * H :])
         return n + z * (h - n), c
     return np.tanh(gx + gh), c
 
@@ -321,6 +383,7 @@ def numpy_biases(cell, sd):
 # Builders. Each returns (check, call): check() -> {name: array} compared with
 # fastrnn's; call() is what is timed. An engine starts from zero state.
 
+
 def build_stream(engine, mods, row, sd, frames, threads):
     cell, H = row.cell, row.H
     x0 = frames[0]
@@ -334,23 +397,27 @@ def build_stream(engine, mods, row, sd, frames, threads):
             return s.step(x, out)
     elif engine == TORCH:
         torch = mods["torch"]
-        one = {"lstm": torch.nn.LSTMCell, "gru": torch.nn.GRUCell,
-               "rnn": torch.nn.RNNCell}[cell](H, H).eval()
+        one = {"lstm": torch.nn.LSTMCell, "gru": torch.nn.GRUCell, "rnn": torch.nn.RNNCell}[cell](
+            H, H
+        ).eval()
         one.load_state_dict(torch_state(sd, torch, strip=True))
         st = [torch.zeros(1, H), torch.zeros(1, H)]
         if cell == "lstm":
+
             def step(x):
                 st[0], st[1] = one(torch.from_numpy(x)[None], (st[0], st[1]))
                 return st[0]
         else:
+
             def step(x):
                 st[0] = one(torch.from_numpy(x)[None], st[0])
                 return st[0]
     elif engine == ORT:
         sess = ort_session(mods, onnx_model(mods, cell, sd, 1, 1, H, True), threads)
         names = ["h1", "c1"] if cell == "lstm" else ["h1"]
-        feed = {n: np.zeros((1, 1, H), np.float32) for n in (["h0", "c0"] if cell == "lstm"
-                                                             else ["h0"])}
+        feed = {
+            n: np.zeros((1, 1, H), np.float32) for n in (["h0", "c0"] if cell == "lstm" else ["h0"])
+        }
 
         def step(x):
             feed["X"] = x[None, None]
@@ -370,6 +437,7 @@ def build_stream(engine, mods, row, sd, frames, threads):
 
     def check():
         return {"y": np.stack([as_numpy(step(x)).reshape(-1) for x in frames])}
+
     return check, lambda: step(x0)
 
 
@@ -412,6 +480,7 @@ def build_sequence(engine, mods, row, sd, x, threads):
 
     def check():
         return {"y": as_numpy(run())}
+
     return check, run
 
 
@@ -461,6 +530,7 @@ def build_train(engine, mods, row, sd, data, threads):
         def step():
             forward_backward()
             opt.step()
+
     return check, step
 
 
@@ -497,6 +567,7 @@ def rel_err(a, ref):
 
 
 # ---------------------------------------------------------------- timing
+
 
 def timer_cost(n=20000):
     """The median ns that two back-to-back perf_counter_ns calls report."""
@@ -554,6 +625,7 @@ def sgemm_seconds(products, min_time):
     calls), into preallocated outputs, minus SciPy's Python cost per call (a
     1x1x1 sgemm): the median over repetitions spread over min_time."""
     from scipy.linalg.blas import sgemm
+
     rng = np.random.default_rng(3)
     jobs = []
     for M, K, N, calls in products:
@@ -575,6 +647,7 @@ def sgemm_seconds(products, min_time):
         while len(ts) < 3 or time.perf_counter() < end:
             ts.append(run(jobs))
         return float(np.median(ts))
+
     n_calls = sum(calls for *_, calls in products)
     call_cost = median_time([(one, one, tiny, 1)] * 50) / 50
     total = median_time(jobs)
@@ -614,6 +687,7 @@ def wait_until_quiet(max_wait, probe=0.5, threshold=0.25):
 
 # ---------------------------------------------------------------- the suite
 
+
 @contextlib.contextmanager
 def engine_threads(n, found):
     """n threads for every engine: BLAS and OpenMP (threadpoolctl), fastrnn,
@@ -623,6 +697,7 @@ def engine_threads(n, found):
     before_fr, before_torch = fr_threads._num_threads, torch and torch.get_num_threads()
     try:
         from threadpoolctl import threadpool_limits
+
         limits = threadpool_limits(limits=n)
     except ImportError:
         limits = contextlib.nullcontext()
@@ -642,13 +717,19 @@ def _summary(rounds):
     every = np.concatenate([np.asarray(r) for r in rounds])
     medians = [float(np.median(r)) for r in rounds]
     q1, q3 = np.percentile(every, [25, 75])
-    return {"median_s": float(np.median(every)), "p99_s": float(np.percentile(every, 99)),
-            "iqr_s": [float(q1), float(q3)], "round_medians_s": medians,
-            "spread_s": [min(medians), max(medians)], "n_samples": int(every.size)}
+    return {
+        "median_s": float(np.median(every)),
+        "p99_s": float(np.percentile(every, 99)),
+        "iqr_s": [float(q1), float(q3)],
+        "round_medians_s": medians,
+        "spread_s": [min(medians), max(medians)],
+        "n_samples": int(every.size),
+    }
 
 
-def bench_row(row, found, config, threads, timer_ns, sgemm_cache, faulty=(), log=None,
-              peak_gflops=None):
+def bench_row(
+    row, found, config, threads, timer_ns, sgemm_cache, faulty=(), log=None, peak_gflops=None
+):
     """Gate and time every engine of one row: a list of result dicts.
     peak_gflops: the FMA peak at the run's thread count (fma_peak's "gflops")."""
     log = log or (lambda text: print(text, file=sys.stderr))
@@ -656,10 +737,22 @@ def bench_row(row, found, config, threads, timer_ns, sgemm_cache, faulty=(), log
     torch = (found[TORCH][0] or {}).get("torch")
     sd = make_weights(row.cell, row.I, row.H, torch)
     data = row_data(row)
-    base = {"scenario": row.scenario, "cell": row.cell, "name": row.name,
-            "params": row.params(), "threads": threads}
-    empty = {"samples_s": [], "median_s": None, "p99_s": None, "gflops": None,
-             "sgemm_fraction": None, "peak_fraction": None, "ratio_vs_fastrnn": None}
+    base = {
+        "scenario": row.scenario,
+        "cell": row.cell,
+        "name": row.name,
+        "params": row.params(),
+        "threads": threads,
+    }
+    empty = {
+        "samples_s": [],
+        "median_s": None,
+        "p99_s": None,
+        "gflops": None,
+        "sgemm_fraction": None,
+        "peak_fraction": None,
+        "ratio_vs_fastrnn": None,
+    }
     results = {e: dict(base, engine=e, status="ok", reason=None, **empty) for e in engines}
 
     def fail(engine, status, reason):
@@ -668,7 +761,7 @@ def bench_row(row, found, config, threads, timer_ns, sgemm_cache, faulty=(), log
             log(f"\n!!! {row.name}: {engine} {status.upper()}: {reason} -- NOT timed !!!\n")
 
     inference = torch is not None and row.scenario != "train"
-    with (torch.inference_mode() if inference else contextlib.nullcontext()):
+    with torch.inference_mode() if inference else contextlib.nullcontext():
         calls, ref = {}, None
         for engine in engines:
             mods, why = found[engine]
@@ -680,8 +773,8 @@ def bench_row(row, found, config, threads, timer_ns, sgemm_cache, faulty=(), log
                 continue
             try:
                 check, call = BUILDERS[row.scenario](
-                    engine, mods, row, faulty_weights(sd) if engine in faulty else sd, data,
-                    threads)
+                    engine, mods, row, faulty_weights(sd) if engine in faulty else sd, data, threads
+                )
                 out = check()
             except Exception as e:  # an engine that cannot run this row
                 fail(engine, "error", f"{type(e).__name__}: {e}")
@@ -692,8 +785,12 @@ def bench_row(row, found, config, threads, timer_ns, sgemm_cache, faulty=(), log
                 err = rel_err(out, ref)
                 results[engine]["rel_err"] = err
                 if not err < MAX_REL_ERR:
-                    fail(engine, "mismatch", f"output differs from fastrnn's on the same weights "
-                         f"and input: rel err {err:.3g} (limit {MAX_REL_ERR:g})")
+                    fail(
+                        engine,
+                        "mismatch",
+                        f"output differs from fastrnn's on the same weights "
+                        f"and input: rel err {err:.3g} (limit {MAX_REL_ERR:g})",
+                    )
                     continue
             calls[engine] = call
         if FASTRNN not in calls:
@@ -705,8 +802,11 @@ def bench_row(row, found, config, threads, timer_ns, sgemm_cache, faulty=(), log
     key = str(row.products())
     if key not in sgemm_cache:
         t = sgemm_seconds(row.products(), config.sgemm_time)
-        sgemm_cache[key] = {"products_MKN_calls": row.products(), "seconds": t,
-                            "gflops": row.flops() / t / 1e9}
+        sgemm_cache[key] = {
+            "products_MKN_calls": row.products(),
+            "seconds": t,
+            "gflops": row.flops() / t / 1e9,
+        }
     t_sgemm, flops = sgemm_cache[key]["seconds"], row.flops()
     for engine, r in rounds.items():
         res = results[engine]
@@ -730,7 +830,8 @@ def run_suite(config, threads, only=None, faulty=(), progress=True, log=None, qu
     quiet_wait: before each row, wait up to this many seconds for other
     processes to go idle. Returns (meta, results)."""
     import scipy.linalg  # noqa: F401  (SciPy's OpenBLAS loaded before threadpoolctl looks)
-    found = probe_engines()    # every library loaded before the thread limits apply
+
+    found = probe_engines()  # every library loaded before the thread limits apply
     rows = rows_for(config, only)
     bar = _progress(len(rows), progress)
     log = log or (lambda text: bar.write(text, file=sys.stderr))
@@ -743,14 +844,28 @@ def run_suite(config, threads, only=None, faulty=(), progress=True, log=None, qu
             bar.set_description(row.name)
             if quiet_wait > 0:
                 wait_until_quiet(quiet_wait)
-            results += bench_row(row, found, config, threads, timer_ns, sgemm_cache,
-                                 faulty, log, peak_gflops=peak["gflops"])
+            results += bench_row(
+                row,
+                found,
+                config,
+                threads,
+                timer_ns,
+                sgemm_cache,
+                faulty,
+                log,
+                peak_gflops=peak["gflops"],
+            )
             bar.update()
     bar.close()
-    meta.update(config=asdict(config), rows=[r.name for r in rows], only=only,
-                sgemm=list(sgemm_cache.values()),
-                wall_s=time.perf_counter() - t0, faulty=list(faulty),
-                load_average_end=_loadavg())
+    meta.update(
+        config=asdict(config),
+        rows=[r.name for r in rows],
+        only=only,
+        sgemm=list(sgemm_cache.values()),
+        wall_s=time.perf_counter() - t0,
+        faulty=list(faulty),
+        load_average_end=_loadavg(),
+    )
     return meta, results
 
 
@@ -778,6 +893,7 @@ def _progress(total, on):
     if on:
         try:
             from tqdm import tqdm
+
             return tqdm(total=total, file=sys.stderr, unit="row", dynamic_ncols=True)
         except ImportError:
             pass
@@ -785,6 +901,7 @@ def _progress(total, on):
 
 
 # ---------------------------------------------------------------- the machine
+
 
 def cpu_model():
     """The model name, with family / model and the widest SIMD when /proc/cpuinfo
@@ -816,6 +933,7 @@ def l2_per_core():
     def read(index, name):
         with open(os.path.join(base, index, name)) as f:
             return f.read().strip()
+
     try:
         for index in sorted(os.listdir(base)):
             if read(index, "level") == "2" and read(index, "type") in ("Unified", "Data"):
@@ -851,10 +969,15 @@ def fma_peak(threads, seconds):
     else:
         usable = os.cpu_count() or 1
     cores = min(threads, usable)
-    return {"simd": fastrnn.simd_level(), "one_core_gflops": one, "cores": cores,
-            "gflops": cores * one, "seconds": seconds,
-            "method": "float32 multiply-adds in a register-only loop on one core, best of 10 "
-                      "runs; at N threads N cores times the one-core figure"}
+    return {
+        "simd": fastrnn.simd_level(),
+        "one_core_gflops": one,
+        "cores": cores,
+        "gflops": cores * one,
+        "seconds": seconds,
+        "method": "float32 multiply-adds in a register-only loop on one core, best of 10 "
+        "runs; at N threads N cores times the one-core figure",
+    }
 
 
 def _loadavg():
@@ -866,70 +989,133 @@ def _loadavg():
 
 def machine_info(found, threads):
     import scipy
-    versions = {"python": platform.python_version(), "numpy": np.__version__,
-                "scipy": scipy.__version__, "fastrnn": fastrnn.__version__}
-    for engine, key, attr in ((TORCH, "torch", "torch"), (ORT, "onnxruntime", "ort"),
-                              (ORT, "onnx", "onnx")):
+
+    versions = {
+        "python": platform.python_version(),
+        "numpy": np.__version__,
+        "scipy": scipy.__version__,
+        "fastrnn": fastrnn.__version__,
+    }
+    for engine, key, attr in (
+        (TORCH, "torch", "torch"),
+        (ORT, "onnxruntime", "ort"),
+        (ORT, "onnx", "onnx"),
+    ):
         mods = found[engine][0]
         versions[key] = mods[attr].__version__ if mods else None
     try:
-        from threadpoolctl import threadpool_info, __version__ as tpc
-        pools = [{k: d.get(k) for k in ("user_api", "internal_api", "version", "architecture",
-                                        "num_threads", "filepath")} for d in threadpool_info()]
+        from threadpoolctl import __version__ as tpc
+        from threadpoolctl import threadpool_info
+
+        pools = [
+            {
+                k: d.get(k)
+                for k in (
+                    "user_api",
+                    "internal_api",
+                    "version",
+                    "architecture",
+                    "num_threads",
+                    "filepath",
+                )
+            }
+            for d in threadpool_info()
+        ]
         versions["threadpoolctl"] = tpc
     except ImportError:
         pools, versions["threadpoolctl"] = None, None
     usable = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
-    return {"cpu": cpu_model(), "logical_cores": os.cpu_count(), "usable_cores": usable,
-            "l2_per_core": l2_per_core(), "simd": fastrnn.simd_level(),
-            "FASTRNN_ISA": os.environ.get("FASTRNN_ISA"),
-            "platform": platform.platform(), "threads": threads, "versions": versions,
-            "threadpools": pools, "fastrnn_threads": fastrnn.get_num_threads(),
-            "OPENBLAS_CORETYPE": os.environ.get("OPENBLAS_CORETYPE"),
-            "engines": {e: found[e][1] or "ok" for e in ENGINES},
-"load_average_start": _loadavg(), "started": time.strftime("%Y-%m-%d %H:%M:%S %z")}
+    return {
+        "cpu": cpu_model(),
+        "logical_cores": os.cpu_count(),
+        "usable_cores": usable,
+        "l2_per_core": l2_per_core(),
+        "simd": fastrnn.simd_level(),
+        "FASTRNN_ISA": os.environ.get("FASTRNN_ISA"),
+        "platform": platform.platform(),
+        "threads": threads,
+        "versions": versions,
+        "threadpools": pools,
+        "fastrnn_threads": fastrnn.get_num_threads(),
+        "OPENBLAS_CORETYPE": os.environ.get("OPENBLAS_CORETYPE"),
+        "peer_isa": {k: os.environ.get(k) for k in PEER_ISA_VARIABLES},
+        "engines": {e: found[e][1] or "ok" for e in ENGINES},
+        "load_average_start": _loadavg(),
+        "started": time.strftime("%Y-%m-%d %H:%M:%S %z"),
+    }
+
+
+# What holds PyTorch to a lower instruction set, as FASTRNN_ISA holds fastrnn:
+# oneDNN, ATen's own kernels, and MKL (torch's matrix products: without the
+# last, they use AVX-512 where the CPU has it whatever the other two say).
+# ONNX Runtime has no such switch.
+PEER_ISA_VARIABLES = ("ONEDNN_MAX_CPU_ISA", "ATEN_CPU_CAPABILITY", "MKL_ENABLE_INSTRUCTIONS")
 
 
 # ---------------------------------------------------------------- report
 
+
 def format_header(meta):
     v = meta["versions"]
-    lines = [f"# fastrnn bench ({meta['threads']} thread{'s' if meta['threads'] > 1 else ''})", "",
-             f"- command: `{meta.get('command') or 'fastrnn bench'}`; started {meta['started']}",
-             f"- CPU: {meta['cpu']}, {meta['logical_cores']} logical cores "
-             f"({meta['usable_cores']} usable); load average {meta['load_average_start']}",
-             f"- SIMD path: {meta['simd']} (FASTRNN_ISA={meta['FASTRNN_ISA'] or '(unset)'}); "
-             f"L2 per core: {meta['l2_per_core'] or 'unknown'}",
-             _peak_line(meta["fma_peak"]),
-             "- " + ", ".join(f"{k} {v[k] or 'not installed'}" for k in
-                              ("python", "numpy", "scipy", "fastrnn", "torch", "onnxruntime",
-                               "onnx", "threadpoolctl"))]
+    lines = [
+        f"# fastrnn bench ({meta['threads']} thread{'s' if meta['threads'] > 1 else ''})",
+        "",
+        f"- command: `{meta.get('command') or 'fastrnn bench'}`; started {meta['started']}",
+        f"- CPU: {meta['cpu']}, {meta['logical_cores']} logical cores "
+        f"({meta['usable_cores']} usable); load average {meta['load_average_start']}",
+        f"- SIMD path: {meta['simd']} (FASTRNN_ISA={meta['FASTRNN_ISA'] or '(unset)'}); "
+        f"L2 per core: {meta['l2_per_core'] or 'unknown'}",
+        _peak_line(meta["fma_peak"]),
+        "- peers' instruction sets: "
+        + ", ".join(f"{k}={meta['peer_isa'][k] or '(unset)'}" for k in PEER_ISA_VARIABLES),
+        "- "
+        + ", ".join(
+            f"{k} {v[k] or 'not installed'}"
+            for k in (
+                "python",
+                "numpy",
+                "scipy",
+                "fastrnn",
+                "torch",
+                "onnxruntime",
+                "onnx",
+                "threadpoolctl",
+            )
+        ),
+    ]
     for d in meta["threadpools"] or []:
         lib = " ".join(str(d[k]) for k in ("internal_api", "version", "architecture") if d[k])
-        lines.append(f"- {d['user_api']}: {lib}, num_threads={d['num_threads']} "
-                     f"({os.path.basename(d['filepath'] or '')})")
+        lines.append(
+            f"- {d['user_api']}: {lib}, num_threads={d['num_threads']} "
+            f"({os.path.basename(d['filepath'] or '')})"
+        )
     if meta["threadpools"] is None:
-        lines.append("- threadpoolctl is not installed: the BLAS and OpenMP threads are NOT "
-                     "limited (pip install threadpoolctl)")
-    lines.append(f"- threads: fastrnn {meta['fastrnn_threads']}, torch, ORT intra_op and "
-                 f"BLAS/OpenMP {meta['threads']}; OPENBLAS_CORETYPE="
-                 f"{meta['OPENBLAS_CORETYPE'] or '(unset)'}")
+        lines.append(
+            "- threadpoolctl is not installed: the BLAS and OpenMP threads are NOT "
+            "limited (pip install threadpoolctl)"
+        )
+    lines.append(
+        f"- threads: fastrnn {meta['fastrnn_threads']}, torch, ORT intra_op and "
+        f"BLAS/OpenMP {meta['threads']}; OPENBLAS_CORETYPE="
+        f"{meta['OPENBLAS_CORETYPE'] or '(unset)'}"
+    )
     for e, status in meta["engines"].items():
         if status != "ok":
             lines.append(f"- {e}: skipped -- {status}")
     load = (meta["load_average_start"] or [0])[0]
     if load > 0.5:
-        lines.append(f"- WARNING: the machine is busy (load {load}): numbers are not "
-                     "to be trusted")
+        lines.append(f"- WARNING: the machine is busy (load {load}): numbers are not to be trusted")
     return "\n".join(lines) + "\n"
 
 
 def _peak_line(peak):
     if peak["cores"] == 1:
         return f"- FMA peak ({peak['simd']}, 1 core): {peak['gflops']:.0f} GFLOP/s"
-    return (f"- FMA peak ({peak['simd']}, {peak['cores']} cores): {peak['gflops']:.0f} GFLOP/s "
-            f"= {peak['cores']} x {peak['one_core_gflops']:.0f} measured on one core (all "
-            f"cores busy may clock lower)")
+    return (
+        f"- FMA peak ({peak['simd']}, {peak['cores']} cores): {peak['gflops']:.0f} GFLOP/s "
+        f"= {peak['cores']} x {peak['one_core_gflops']:.0f} measured on one core (all "
+        f"cores busy may clock lower)"
+    )
 
 
 def _percent(fraction):
@@ -938,8 +1124,15 @@ def _percent(fraction):
 
 def _t(seconds, unit):
     v = seconds * (1e6 if unit == "us" else 1e3)
-    return f"{v:.0f}" if v >= 1000 else f"{v:.1f}" if v >= 100 else f"{v:.2f}" \
-        if v >= 1 else f"{v:.3f}"
+    return (
+        f"{v:.0f}"
+        if v >= 1000
+        else f"{v:.1f}"
+        if v >= 100
+        else f"{v:.2f}"
+        if v >= 1
+        else f"{v:.3f}"
+    )
 
 
 def _cell_text(res, unit, latency):
@@ -971,47 +1164,61 @@ def format_tables(results):
             continue
         latency = scenario == "stream"
         p = mine[0]["params"]
-        what = {"stream": "I = H, state fed back; us per step: median / p99",
-                "sequence": f"T = {p['T']}, I = H; ms per sequence: median",
-                "train": f"T = {p['T']}, B = {p['B']}, I = H; ms per step: median"}[scenario]
+        what = {
+            "stream": "I = H, state fed back; us per step: median / p99",
+            "sequence": f"T = {p['T']}, I = H; ms per sequence: median",
+            "train": f"T = {p['T']}, B = {p['B']}, I = H; ms per step: median",
+        }[scenario]
         out.append(f"\n### {title} ({what})\n")
         size_col = {"stream": "H", "sequence": "B, H", "train": "H"}[scenario]
-        out.append(f"| cell | {size_col} | " + " | ".join(engines)
-                   + " | fastrnn GFLOP/s | of SGEMM | of peak | load |")
+        out.append(
+            f"| cell | {size_col} | "
+            + " | ".join(engines)
+            + " | fastrnn GFLOP/s | of SGEMM | of peak | load |"
+        )
         out.append("|---|--:|" + "--:|" * len(engines) + "--:|--:|--:|--:|")
         names = list(dict.fromkeys(r["name"] for r in mine))
         notes = {}
         for name in names:
             by = {r["engine"]: r for r in mine if r["name"] == name}
             p, fr = by[FASTRNN]["params"], by[FASTRNN]
-            size = {"stream": f"{p['H']}", "sequence": f"{p['B']}, {p['H']}",
-                    "train": f"{p['H']}"}[scenario]
-            rate = (f"{fr['gflops']:.1f} | {100 * fr['sgemm_fraction']:.0f}% "
-                    f"({fr['sgemm_gflops']:.0f}) | "
-                    + (_percent(fr["peak_fraction"]) if fr["peak_fraction"] else "-")
-                    if fr["status"] == "ok" else "- | - | -")
+            size = {"stream": f"{p['H']}", "sequence": f"{p['B']}, {p['H']}", "train": f"{p['H']}"}[
+                scenario
+            ]
+            rate = (
+                f"{fr['gflops']:.1f} | {100 * fr['sgemm_fraction']:.0f}% "
+                f"({fr['sgemm_gflops']:.0f}) | "
+                + (_percent(fr["peak_fraction"]) if fr["peak_fraction"] else "-")
+                if fr["status"] == "ok"
+                else "- | - | -"
+            )
             load = fr.get("others_load")
-            out.append(f"| {CELL_NAMES[by[FASTRNN]['cell']]} | {size} | "
-                       + " | ".join(_cell_text(by.get(e), unit, latency) for e in engines)
-                       + f" | {rate} | {'-' if load is None else f'{load:.2f}'} |")
+            out.append(
+                f"| {CELL_NAMES[by[FASTRNN]['cell']]} | {size} | "
+                + " | ".join(_cell_text(by.get(e), unit, latency) for e in engines)
+                + f" | {rate} | {'-' if load is None else f'{load:.2f}'} |"
+            )
             for e, r in by.items():
                 if r["status"] != "ok":
                     notes.setdefault((e, r["status"], r["reason"]), []).append(name)
         for (e, status, reason), where in notes.items():
             rows = "all rows" if len(where) == len(names) else ", ".join(where)
             out.append(f"\n- {e} {status} ({rows}): {reason}")
-    out.append("\n±: half the range of the round medians, relative to the median; (Nx): the "
-               "peer's median / fastrnn's, above 1 fastrnn is faster; of SGEMM: fastrnn's "
-               "GFLOP/s as a share of scipy's sgemm on the same products at the same thread "
-               "count (its GFLOP/s in brackets); of peak: fastrnn's GFLOP/s as a share of the "
-               "FMA peak in the header; load: cores other processes kept busy meanwhile.")
+    out.append(
+        "\n±: half the range of the round medians, relative to the median; (Nx): the "
+        "peer's median / fastrnn's, above 1 fastrnn is faster; of SGEMM: fastrnn's "
+        "GFLOP/s as a share of scipy's sgemm on the same products at the same thread "
+        "count (its GFLOP/s in brackets); of peak: fastrnn's GFLOP/s as a share of the "
+        "FMA peak in the header; load: cores other processes kept busy meanwhile."
+    )
     return "\n".join(out) + "\n"
 
 
 def write_plot(path, meta, results):
     """Bars of peer time / fastrnn time per row, one panel per scenario."""
     import matplotlib.ticker
-    from matplotlib.figure import Figure     # no pyplot: no backend, no global state
+    from matplotlib.figure import Figure  # no pyplot: no backend, no global state
+
     scenarios = [s for s in SCENARIOS if any(r["scenario"] == s for r in results)]
     most = max(len({r["name"] for r in results if r["scenario"] == s}) for s in scenarios)
     fig = Figure(figsize=(max(11, 0.5 * most + 2), 3.2 * len(scenarios) + 0.6))
@@ -1039,8 +1246,7 @@ def write_plot(path, meta, results):
         ax.yaxis.set_minor_formatter(plain)
         ax.tick_params(axis="y", which="both", labelsize=7)
         ax.set_xticks(range(len(names)))
-        ax.set_xticklabels([n.split("/", 1)[1] for n in names], rotation=45, ha="right",
-                           fontsize=7)
+        ax.set_xticklabels([n.split("/", 1)[1] for n in names], rotation=45, ha="right", fontsize=7)
         ax.set_ylabel("peer time / fastrnn")
         ax.set_title(f"{title}: above 1, fastrnn is faster", fontsize=9)
         ax.legend(fontsize=7)
@@ -1057,6 +1263,7 @@ def write_json(path, meta, results):
 
 # ---------------------------------------------------------------- the command
 
+
 def _positive(value):
     v = int(value)
     if v < 1:
@@ -1066,28 +1273,55 @@ def _positive(value):
 
 def add_bench_parser(sub):
     """The `bench` subcommand of the `fastrnn` command."""
-    b = sub.add_parser("bench", help="time fastrnn against the installed peers (PyTorch, "
-                       "ONNX Runtime, NumPy) on this machine",
-                       description="Streaming, sequence and training scenarios for LSTM, GRU "
-                       "and RNN; every installed peer in the same run on the same weights, "
-                       "checked against fastrnn before it is timed. Prints markdown tables.")
-    b.add_argument("--quick", action="store_true", help="fewer sizes, rounds and a shorter "
-                   "minimum time: the whole suite in under a minute")
-    b.add_argument("--threads", type=_positive, default=None, metavar="N",
-                   help="threads for every engine (default: the usable cores)")
-    b.add_argument("--only", action="append", metavar="PATTERN", help="run the rows whose "
-                   "name (scenario/cell/size, e.g. stream/lstm/H64, sequence/gru/B16-H256) "
-                   "contains PATTERN or matches it as a glob; repeatable")
+    b = sub.add_parser(
+        "bench",
+        help="time fastrnn against the installed peers (PyTorch, "
+        "ONNX Runtime, NumPy) on this machine",
+        description="Streaming, sequence and training scenarios for LSTM, GRU "
+        "and RNN; every installed peer in the same run on the same weights, "
+        "checked against fastrnn before it is timed. Prints markdown tables.",
+    )
+    b.add_argument(
+        "--quick",
+        action="store_true",
+        help="fewer sizes, rounds and a shorter minimum time: the whole suite in under a minute",
+    )
+    b.add_argument(
+        "--threads",
+        type=_positive,
+        default=None,
+        metavar="N",
+        help="threads for every engine (default: the usable cores)",
+    )
+    b.add_argument(
+        "--only",
+        action="append",
+        metavar="PATTERN",
+        help="run the rows whose "
+        "name (scenario/cell/size, e.g. stream/lstm/H64, sequence/gru/B16-H256) "
+        "contains PATTERN or matches it as a glob; repeatable",
+    )
     b.add_argument("--json", metavar="PATH", help="write the metadata and every raw sample")
     b.add_argument("--plot", metavar="PATH", help="write a PNG chart (needs matplotlib)")
-    b.add_argument("--quiet-wait", type=float, default=0.0, metavar="SECONDS",
-                   help="before each row, wait up to SECONDS for other processes to leave the "
-                   "CPUs idle (default 0: do not wait)")
+    b.add_argument(
+        "--quiet-wait",
+        type=float,
+        default=0.0,
+        metavar="SECONDS",
+        help="before each row, wait up to SECONDS for other processes to leave the "
+        "CPUs idle (default 0: do not wait)",
+    )
     b.add_argument("--list", action="store_true", help="list the row names and exit")
     b.add_argument("--no-progress", action="store_true", help="no progress bar on stderr")
-    b.add_argument("--tiny", action="store_true", help=argparse.SUPPRESS)         # test-only
-    b.add_argument("--test-faulty", action="append", default=[], metavar="ENGINE",
-                   choices=ENGINES, help=argparse.SUPPRESS)                       # test-only
+    b.add_argument("--tiny", action="store_true", help=argparse.SUPPRESS)  # test-only
+    b.add_argument(
+        "--test-faulty",
+        action="append",
+        default=[],
+        metavar="ENGINE",
+        choices=ENGINES,
+        help=argparse.SUPPRESS,
+    )  # test-only
     return b
 
 
@@ -1100,8 +1334,9 @@ def run_command(args):
         print("\n".join(r.name for r in rows))
         return 0
     if not rows:
-        print(f"fastrnn bench: error: --only {args.only} matches no row (see --list)",
-              file=sys.stderr)
+        print(
+            f"fastrnn bench: error: --only {args.only} matches no row (see --list)", file=sys.stderr
+        )
         return 2
     for path in (args.json, args.plot):
         if path and not os.path.isdir(os.path.dirname(os.path.abspath(path))):
@@ -1111,14 +1346,23 @@ def run_command(args):
         try:
             import matplotlib  # noqa: F401
         except ImportError as e:
-            print(f"fastrnn bench: error: --plot needs matplotlib, which is not installed ({e});"
-                  f" pip install matplotlib (or fastrnn[plot]), or drop --plot",
-                  file=sys.stderr)
+            print(
+                f"fastrnn bench: error: --plot needs matplotlib, which is not installed ({e});"
+                f" pip install matplotlib (or fastrnn[plot]), or drop --plot",
+                file=sys.stderr,
+            )
             return 2
-    threads = args.threads or (len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity")
-                               else os.cpu_count() or 1)
-    meta, results = run_suite(config, threads, args.only, tuple(args.test_faulty),
-                              progress=not args.no_progress, quiet_wait=args.quiet_wait)
+    threads = args.threads or (
+        len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
+    )
+    meta, results = run_suite(
+        config,
+        threads,
+        args.only,
+        tuple(args.test_faulty),
+        progress=not args.no_progress,
+        quiet_wait=args.quiet_wait,
+    )
     meta["command"] = " ".join(["fastrnn", "bench"] + _argv(args))
     print(format_header(meta))
     print(format_tables(results))
