@@ -27,7 +27,8 @@ from typing import TYPE_CHECKING, Any, Mapping
 
 import numpy as np
 
-from . import cells, layers
+from . import cells, layers, serialization
+from . import onnx as fr_onnx
 from .module import check_torch_expressible, to_torch_state_dict
 
 if TYPE_CHECKING:
@@ -370,9 +371,6 @@ def convert(args: argparse.Namespace) -> int:
 
 
 def _convert(args):
-    from . import onnx as fr_onnx
-    from . import serialization
-
     src, out = args.source, args.out
     ext = os.path.splitext(out)[1].lower()
     if ext not in (".npz", ".onnx"):
