@@ -26,7 +26,7 @@ static void tanh_n_f64(int n, const double *x, double *y)
 
 #define SIGMOID_N sigmoid_n_f64
 #define TANH_N tanh_n_f64
-#define LSTM_FORWARD_SIMD(n, H, pre, bias, peep, c_in, c_out, h) 0
+#define LSTM_FORWARD_SIMD(n, H, pre, bias, peep, c_in, c_out, h) ((void)(peep), 0)
 #define GRU_FORWARD_SIMD(n, H, x, r, bias, a_out, h, h_out) 0
 #define ADD_TRANSPOSED_SIMD(M, n0, n1, ct, ldc, gw) 0
 #define PACK_ROW_NT(N, K, k, row, packed) 0
