@@ -24,6 +24,12 @@ Scenarios, each for LSTM, GRU and RNN (tanh), I = H, float32:
             sum(y * dy) for a fixed dy (no input gradient), and an Adam step
             (lr 1e-3): fastrnn's forward / backward / fr.Adam against PyTorch
             autograd and torch.optim.Adam (defaults)
+  mixed     sequence inference, T = 100, B = 64, H = 256, lengths uniform in
+            1..T: layer(x, lengths=...), PyTorch on pack_padded_sequence
+            (enforce_sorted=False; output padded back), the ONNX node with
+            sequence_lens
+  train-mixed  the training step at T = 64, B = 32, H = 128 with such lengths
+            (PyTorch: packed, the output padded back before the loss)
 
 Every engine that is installed runs in the same process and the same run.
 NumPy is always there (a plain reference step / sequence written here: the
@@ -107,7 +113,10 @@ SCENARIOS = {  # name -> (title, engines, time unit)
     "stream": ("Streaming step, batch 1", (FASTRNN, TORCH, ORT, NUMPY), "us"),
     "sequence": ("Sequence inference", (FASTRNN, TORCH, ORT, NUMPY), "ms"),
     "train": ("Training step: forward + backward + Adam", (FASTRNN, TORCH), "ms"),
+    "mixed": ("Sequence inference, mixed lengths", (FASTRNN, TORCH, ORT), "ms"),
+    "train-mixed": ("Training step, mixed lengths", (FASTRNN, TORCH), "ms"),
 }
+MIXED = ("mixed", "train-mixed")  # rows whose batch has lengths (Row.lengths)
 MAX_REL_ERR = 1e-4
 GATE_STEPS = 16
 LR = 1e-3
@@ -131,6 +140,8 @@ class Config:
     settle: float = 0.1  # idle seconds before each turn, with > 1 thread
     sgemm_time: float = 0.2  # seconds of SGEMM timing per shape
     peak_time: float = 0.2  # seconds of the FMA peak's measurement
+    mixed_shape: tuple = (100, 64, 256)  # (T, B, H) of the mixed-length inference rows
+    train_mixed_shape: tuple = (64, 32, 128)  # (T, B, H) of the mixed-length training rows
 
 
 FULL = Config(
@@ -170,6 +181,8 @@ TINY = Config(
     settle=0.0,
     sgemm_time=0.0,
     peak_time=0.01,
+    mixed_shape=(5, 4, 16),
+    train_mixed_shape=(4, 4, 16),
 )
 
 
@@ -193,6 +206,8 @@ class Row:
             "stream": f"H{self.H}",
             "sequence": f"B{self.B}-H{self.H}",
             "train": f"T{self.T}-B{self.B}-H{self.H}",
+            "mixed": f"B{self.B}-H{self.H}",
+            "train-mixed": f"T{self.T}-B{self.B}-H{self.H}",
         }[self.scenario]
         return f"{self.scenario}/{self.cell}/{size}"
 
@@ -201,16 +216,31 @@ class Row:
         return self.name.split("/", 2)[2]
 
     def params(self):
-        return {"T": self.T, "B": self.B, "I": self.I, "H": self.H}
+        p = {"T": self.T, "B": self.B, "I": self.I, "H": self.H}
+        if self.scenario in MIXED:
+            p["tokens"] = int(self.lengths().sum())
+        return p
+
+    def lengths(self):
+        """The mixed rows' lengths, uniform in 1..T (the same for every
+        engine and run); None for the others."""
+        if self.scenario not in MIXED:
+            return None
+        return np.random.default_rng(7).integers(1, self.T + 1, self.B)
 
     def products(self):
-        """The matrix products (M, K, N, calls) the row computes."""
+        """The matrix products (M, K, N, calls) the row computes; mixed rows
+        count their tokens' share of rows and steps."""
         T, B, I, H, GH = self.T, self.B, self.I, self.H, GATES[self.cell] * self.H
-        forward = [(T * B, I, GH, 1), (B, H, GH, T)]
-        if self.scenario != "train":
+        rows, steps = T * B, T
+        if self.scenario in MIXED:
+            rows = int(self.lengths().sum())
+            steps = max(1, round(rows / B))
+        forward = [(rows, I, GH, 1), (B, H, GH, steps)]
+        if not self.scenario.startswith("train"):
             return forward
         # backward: dh(t-1) = dg(t) W_hh per step; dW_hh = dg^T h, dW_ih = dg^T x once
-        return forward + [(B, GH, H, T), (GH, T * B, H, 1), (GH, T * B, I, 1)]
+        return forward + [(B, GH, H, steps), (GH, rows, H, 1), (GH, rows, I, 1)]
 
     def flops(self):
         return float(sum(2 * M * K * N * calls for M, K, N, calls in self.products()))
@@ -231,6 +261,10 @@ def rows_for(config, only=None):
         ]
     T, B, H = config.train_shape
     rows += [Row("train", cell, T, B, H) for cell in GATES]
+    T, B, H = config.mixed_shape
+    rows += [Row("mixed", cell, T, B, H) for cell in GATES]
+    T, B, H = config.train_mixed_shape
+    rows += [Row("train-mixed", cell, T, B, H) for cell in GATES]
     if only:
         pats = [p.lower() for p in only]
         rows = [
@@ -301,9 +335,10 @@ def torch_state(sd, torch, strip=False):
     return {(k[:-3] if strip else k): torch.from_numpy(v.copy()) for k, v in sd.items()}
 
 
-def onnx_model(mods, cell, sd, T, B, H, state_io):
+def onnx_model(mods, cell, sd, T, B, H, state_io, lengths=False):
     """One ONNX LSTM / GRU / RNN node over (T, B, H) inputs with the weights as
-    initializers; state_io: initial states in, final states out (streaming)."""
+    initializers; state_io: initial states in, final states out (streaming);
+    lengths: a sequence_lens input (B int32)."""
     onnx, helper = mods["onnx"], mods["onnx"].helper
     order = {"lstm": [0, 3, 1, 2], "gru": [1, 0, 2], "rnn": [0]}[cell]
 
@@ -320,6 +355,8 @@ def onnx_model(mods, cell, sd, T, B, H, state_io):
     lstm, f32 = cell == "lstm", onnx.TensorProto.FLOAT
     states_in = (["h0", "c0"] if lstm else ["h0"]) if state_io else []
     inputs = ["X", "W", "R", "B"] + (["", *states_in] if state_io else [])
+    if lengths:
+        inputs.append("sequence_lens")
     outputs = ["", "h1"] + (["c1"] if lstm else []) if state_io else ["Y"]
     node = helper.make_node(op, inputs, outputs, hidden_size=H, direction="forward", **attrs)
     out_info = (
@@ -331,7 +368,12 @@ def onnx_model(mods, cell, sd, T, B, H, state_io):
         [node],
         f"{cell}_T{T}_B{B}_H{H}",
         [helper.make_tensor_value_info("X", f32, [T, B, H])]
-        + [helper.make_tensor_value_info(n, f32, [1, B, H]) for n in states_in],
+        + [helper.make_tensor_value_info(n, f32, [1, B, H]) for n in states_in]
+        + (
+            [helper.make_tensor_value_info("sequence_lens", onnx.TensorProto.INT32, [B])]
+            if lengths
+            else []
+        ),
         out_info,
         initializer=[
             onnx.numpy_helper.from_array(a.astype(np.float32), n)
@@ -441,15 +483,23 @@ def build_stream(engine, mods, row, sd, frames, threads):
     return check, lambda: step(x0)
 
 
+def torch_packed(torch, module, xt, lengths, T):
+    """module over x (T, B, I) packed by lengths (pack_padded_sequence, unsorted
+    allowed), its output padded back to T steps (zeros past each length)."""
+    rnn = torch.nn.utils.rnn
+    packed = rnn.pack_padded_sequence(xt, torch.from_numpy(lengths), enforce_sorted=False)
+    return rnn.pad_packed_sequence(module(packed)[0], total_length=T)[0]
+
+
 def build_sequence(engine, mods, row, sd, x, threads):
-    cell, T, B, H = row.cell, row.T, row.B, row.H
+    cell, T, B, H, lengths = row.cell, row.T, row.B, row.H, row.lengths()
     if engine == FASTRNN:
         fr = mods["fr"]
         layer = {"lstm": fr.LSTM, "gru": fr.GRU, "rnn": fr.RNN}[cell](H, H)
         layer.load_state_dict(sd)
 
         def run():
-            return layer(x)[0]
+            return layer(x, lengths=lengths)[0]
     elif engine == TORCH:
         torch = mods["torch"]
         module = {"lstm": torch.nn.LSTM, "gru": torch.nn.GRU, "rnn": torch.nn.RNN}[cell](H, H)
@@ -458,10 +508,15 @@ def build_sequence(engine, mods, row, sd, x, threads):
         xt = torch.from_numpy(x)
 
         def run():
-            return module(xt)[0]
+            if lengths is None:
+                return module(xt)[0]
+            return torch_packed(torch, module, xt, lengths, T)
     elif engine == ORT:
-        sess = ort_session(mods, onnx_model(mods, cell, sd, T, B, H, False), threads)
+        model = onnx_model(mods, cell, sd, T, B, H, False, lengths is not None)
+        sess = ort_session(mods, model, threads)
         feed = {"X": x}
+        if lengths is not None:
+            feed["sequence_lens"] = lengths.astype(np.int32)
 
         def run():
             return sess.run(None, feed)[0][:, 0]
@@ -488,7 +543,7 @@ def build_train(engine, mods, row, sd, data, threads):
     """One training step on the loss sum(y * dy): forward, backward (parameter
     gradients only), an Adam step (lr 1e-3); check() runs forward and backward
     once and returns y and the gradients."""
-    cell, H = row.cell, row.H
+    cell, H, lengths = row.cell, row.H, row.lengths()
     x, dy = data
     if engine == FASTRNN:
         fr = mods["fr"]
@@ -498,7 +553,7 @@ def build_train(engine, mods, row, sd, data, threads):
 
         def forward_backward():
             layer.zero_grad()
-            y, _, cache = layer.forward(x)
+            y, _, cache = layer.forward(x, lengths=lengths)
             layer.backward(dy, cache, input_grad=False)
             return y
 
@@ -519,7 +574,11 @@ def build_train(engine, mods, row, sd, data, threads):
 
         def forward_backward():
             opt.zero_grad(set_to_none=True)
-            y = module(xt)[0]
+            y = (
+                module(xt)[0]
+                if lengths is None
+                else torch_packed(torch, module, xt, lengths, row.T)
+            )
             (y * dyt).sum().backward()
             return y
 
@@ -534,7 +593,13 @@ def build_train(engine, mods, row, sd, data, threads):
     return check, step
 
 
-BUILDERS = {"stream": build_stream, "sequence": build_sequence, "train": build_train}
+BUILDERS = {
+    "stream": build_stream,
+    "sequence": build_sequence,
+    "train": build_train,
+    "mixed": build_sequence,
+    "train-mixed": build_train,
+}
 
 
 def row_data(row, rng_seed=1):
@@ -542,7 +607,7 @@ def row_data(row, rng_seed=1):
     if row.scenario == "stream":
         return rng.standard_normal((GATE_STEPS, row.H)).astype(np.float32)
     x = rng.standard_normal((row.T, row.B, row.H)).astype(np.float32)
-    if row.scenario == "sequence":
+    if not row.scenario.startswith("train"):
         return x
     return x, rng.standard_normal((row.T, row.B, row.H)).astype(np.float32)
 
@@ -760,7 +825,7 @@ def bench_row(
         if status != "skipped":
             log(f"\n!!! {row.name}: {engine} {status.upper()}: {reason} -- NOT timed !!!\n")
 
-    inference = torch is not None and row.scenario != "train"
+    inference = torch is not None and not row.scenario.startswith("train")
     with torch.inference_mode() if inference else contextlib.nullcontext():
         calls, ref = {}, None
         for engine in engines:
@@ -1168,9 +1233,12 @@ def format_tables(results):
             "stream": "I = H, state fed back; us per step: median / p99",
             "sequence": f"T = {p['T']}, I = H; ms per sequence: median",
             "train": f"T = {p['T']}, B = {p['B']}, I = H; ms per step: median",
+            "mixed": f"T = {p['T']}, lengths uniform in 1..T, I = H; ms per sequence: median",
+            "train-mixed": f"T = {p['T']}, B = {p['B']}, lengths uniform in 1..T, I = H; "
+            "ms per step: median",
         }[scenario]
         out.append(f"\n### {title} ({what})\n")
-        size_col = {"stream": "H", "sequence": "B, H", "train": "H"}[scenario]
+        size_col = {"stream": "H", "train": "H"}.get(scenario, "B, H")
         out.append(
             f"| cell | {size_col} | "
             + " | ".join(engines)
@@ -1182,9 +1250,7 @@ def format_tables(results):
         for name in names:
             by = {r["engine"]: r for r in mine if r["name"] == name}
             p, fr = by[FASTRNN]["params"], by[FASTRNN]
-            size = {"stream": f"{p['H']}", "sequence": f"{p['B']}, {p['H']}", "train": f"{p['H']}"}[
-                scenario
-            ]
+            size = f"{p['H']}" if scenario in ("stream", "train") else f"{p['B']}, {p['H']}"
             rate = (
                 f"{fr['gflops']:.1f} | {100 * fr['sgemm_fraction']:.0f}% "
                 f"({fr['sgemm_gflops']:.0f}) | "

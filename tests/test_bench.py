@@ -20,7 +20,13 @@ pytest.importorskip("onnxruntime")
 pytest.importorskip("onnx")
 
 ALL = ("fastrnn", "PyTorch", "ONNX Runtime", "NumPy")
-PER_SCENARIO = {"stream": ALL, "sequence": ALL, "train": ("fastrnn", "PyTorch")}
+PER_SCENARIO = {
+    "stream": ALL,
+    "sequence": ALL,
+    "train": ("fastrnn", "PyTorch"),
+    "mixed": ("fastrnn", "PyTorch", "ONNX Runtime"),
+    "train-mixed": ("fastrnn", "PyTorch"),
+}
 KEYS = {
     "scenario",
     "cell",
@@ -165,11 +171,13 @@ def test_plot_without_matplotlib_says_so(tmp_path, capsys, monkeypatch):
 
 
 def test_suite_sizes():
-    """The full suite's rows are those issue 6 asks for; --quick is a subset."""
+    """The full suite's rows: streaming, sequences, training, and mixed lengths
+    in inference and training; --quick is a subset."""
     full = [r.name for r in bench.rows_for(bench.FULL)]
-    assert len(full) == 3 * 4 + 3 * 9 + 3
+    assert len(full) == 3 * 4 + 3 * 9 + 3 + 3 + 3
     assert "stream/lstm/H512" in full and "sequence/gru/B64-H512" in full
     assert "train/rnn/T64-B32-H256" in full
+    assert "mixed/lstm/B64-H256" in full and "train-mixed/gru/T64-B32-H128" in full
     assert set(r.name for r in bench.rows_for(bench.QUICK)) < set(full)
 
 
