@@ -28,9 +28,11 @@ def load_generator():
     return gen
 
 
+GEN = load_generator()
+
+
 def test_api_md_is_up_to_date():
-    gen = load_generator()
-    text = gen.render()
+    text = GEN.render()
     assert (ROOT / "docs" / "api.md").read_text(encoding="utf-8") == text, (
         "docs/api.md is out of date: run python docs/gen_api.py"
     )
@@ -80,13 +82,8 @@ def has_doc(obj):
 
 def member_doc_found(cls, name):
     """Whether cls.name has a docstring: its own, or that of the fastrnn
-    class's member it overrides (Python's inspect.getdoc rule, limited to
-    fastrnn so that object's generic texts do not count)."""
-    for klass in cls.__mro__:
-        if name in vars(klass) and klass.__module__.startswith("fastrnn"):
-            if has_doc(vars(klass)[name]):
-                return True
-    return False
+    class's member it overrides (the generator's rule, docs/gen_api.py)."""
+    return GEN.doc_owner(cls, name) is not None
 
 
 def public_members(cls):
@@ -142,14 +139,14 @@ def test_every_public_name_of_fastrnn_is_in_all():
         if not n.startswith("_") and not isinstance(v, types.ModuleType)
     }
     assert names == (set(fr.__all__) - {"interop", "onnx"}) | set(EXTRAS)
-    assert tuple(load_generator().FASTRNN_EXTRAS) == EXTRAS
+    assert tuple(GEN.FASTRNN_EXTRAS) == EXTRAS
 
 
 def test_modules_have_docstrings():
     """The package and the modules whose docstrings the reference shows."""
     modules = [fr] + [
         item
-        for section in load_generator().SECTIONS
+        for section in GEN.SECTIONS
         for item in section.items
         if isinstance(item, types.ModuleType)
     ]
