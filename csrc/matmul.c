@@ -288,8 +288,8 @@ AVX512_FN static void matmul_avx512(int at, int M, int n0, int n1, int K, int ld
 /* ------------------------------------------------------------------------ */
 /* AVX2 + FMA (16 ymm registers): nv ymm per row (4 = the whole panel, 2 =   */
 /* the half at column `off`), mr rows, ku K-unrolled accumulator sets (8+   */
-/* FMA chains: ku 4 at 1 row, 2 at 2 and 3 rows, the tails of B = 32 or 64). */
-/* Used as 1 x 32 x ku 2 at M = 1, else 6 x 16 on each half panel.           */
+/* FMA chains: ku 2 at 1 to 3 rows, the tails of B = 32 or 64).            */
+/* Used as 1 x 32 x ku 2 for a block of one row, else 6 x 16 on each half.  */
 
 #define AVX2_FN __attribute__((target("avx2,fma")))
 #define AVX2_INLINE static inline __attribute__((always_inline, target("avx2,fma")))
@@ -385,7 +385,7 @@ AVX2_INLINE void kernel_avx2(const int mr, const int ku, const int nv, const int
 }
 
 /* One function per shape and A layout, as for AVX-512: kernel_avx2_m1 is
- * 1 x 32 (M = 1), kernels_avx2[at][mr] is mr x 16 on the half panel at column
+ * 1 x 32 (a block of one row), kernels_avx2[at][mr] is mr x 16 on the half panel at column
  * `off`. */
 typedef void half_kernel_fn(int off, int K, const float *A, int lda, const float *B, float beta,
                             float *C, int ldc, int lo, int hi);
@@ -395,13 +395,13 @@ typedef void half_kernel_fn(int off, int K, const float *A, int lda, const float
     {                                                                                             \
         kernel_avx2(MR, KU, 2, AT, off, K, A, lda, B, beta, C, ldc, lo, hi);                      \
     }
-#define AVX2_SHAPES(X) \
-    X(avx2, 1, 4) X(avx2, 2, 2) X(avx2, 3, 2) X(avx2, 4, 1) X(avx2, 5, 1) X(avx2, 6, 1)
+#define AVX2_SHAPES(X) X(avx2, 2, 2) X(avx2, 3, 2) X(avx2, 4, 1) X(avx2, 5, 1) X(avx2, 6, 1)
 AVX2_SHAPES(KERNEL_PAIR)
-static half_kernel_fn *const kernels_avx2[2][MR_256 + 1] = {{NULL, AVX2_SHAPES(KERNEL_NAME)},
-                                                            {NULL, AVX2_SHAPES(KERNEL_AT_NAME)}};
+static half_kernel_fn *const kernels_avx2[2][MR_256 + 1] = {
+    {NULL, NULL, AVX2_SHAPES(KERNEL_NAME)}, {NULL, NULL, AVX2_SHAPES(KERNEL_AT_NAME)}};
 
-/* M = 1: A is one row of K (lda = 1 when A is given transposed) */
+/* One row of A: its K elements at stride lda (1 for a row of A; A given
+ * transposed, lda) */
 AVX2_FN static void kernel_avx2_m1(int K, const float *A, int lda, const float *B, float beta,
                                    float *C, int lo, int hi)
 {
@@ -419,20 +419,22 @@ AVX2_FN static void matmul_avx2(int at, int M, int n0, int n1, int K, int ldp, c
         panel_cols(p, n0, n1, &lo, &hi);
         const float *B = packed + (size_t)p * ldp * NR;
         float *Cp = C + (size_t)p * NR;
-        if (M == 1) {
-            kernel_avx2_m1(K, A, at ? lda : 1, B, beta, Cp, lo, hi);
-            continue;
-        }
+        /* a last block of one row, M = 1 included, takes the whole panel at
+         * once; whatever M, a row's block decides its kernel (and its bits) */
+        const int whole = M - M % MR_256, last = M % MR_256 == 1 ? whole : M;
         for (int off = 0; off < hi; off += 16) {
             if (off + 16 <= lo)
                 continue;
-            for (int m = 0; m < M; m += MR_256) {
+            for (int m = 0; m < last; m += MR_256) {
                 const float *a = at ? A + m : A + (size_t)m * lda;
                 float *c = Cp + (size_t)m * ldc;
-                kernels_avx2[at][M - m < MR_256 ? M - m : MR_256](off, K, a, lda, B, beta, c, ldc,
-                                                                  lo, hi);
+                kernels_avx2[at][last - m < MR_256 ? last - m : MR_256](off, K, a, lda, B, beta, c,
+                                                                        ldc, lo, hi);
             }
         }
+        if (last < M)
+            kernel_avx2_m1(K, at ? A + last : A + (size_t)last * lda, at ? lda : 1, B, beta,
+                           Cp + (size_t)last * ldc, lo, hi);
     }
 }
 
