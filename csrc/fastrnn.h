@@ -93,7 +93,8 @@ void fr_pack(fr_dtype dtype, int rows, int cols, const void *W, void *packed);
 
 /* Scratch needed by fr_forward (elements of the dtype), for this L: with
  * L->w_ih_packed set the input projection needs room for one block of steps
- * (about 256 rows), without it for all T*B rows. */
+ * (about 256 rows); without it for all T*B rows, and for W_ih packed (which
+ * a call with lengths does itself). */
 size_t fr_work_size(const fr_layer *L, int T, int B);
 
 /* What a training forward keeps for fr_backward (elements), all in time
@@ -105,7 +106,15 @@ size_t fr_work_size(const fr_layer *L, int T, int B);
  *          time t goes from boundary t to t+1 (reverse: t+1 to t)
  *          projected LSTM then hraw n = H: o * tanh(c), before W_hr
  *   GRU:   hn    n = H    linear_before_reset: W_hn h + b_hn; else r * hprev
- * A row with t >= lengths[b] keeps defined (finite) values in every block.
+ * Without lengths, or when every row has length T (or B = 1), row (t, b)
+ * of a block is its row t*B + b, and boundary j's row b is j*B + b. Else the
+ * rows run sorted by length, longest first (ties in batch order), and each
+ * block holds tokens: the rows running at t = 0, then those at t = 1, ...,
+ * so row (t, b) of the b-th longest row is koff[t] + b, koff[t] the rows
+ * running before step t; boundary j holds the rows that touch it (those
+ * running at t = 0 for j = 0, else those running at j-1), boundary j's row b
+ * at koff[1] + koff[j-1] + b (0 + b for j = 0). Past the tokens the blocks
+ * are left as they were, and fr_backward does not read them.
  * Any alignment works; with the cache (and dx) on a 64-byte boundary the
  * rows' vector loads and stores do not straddle cache lines when the block
  * widths are multiples of 16 floats, which makes training steps faster. */
