@@ -106,7 +106,7 @@ size_t fr_work_size(const fr_layer *L, int T, int B);
  *          time t goes from boundary t to t+1 (reverse: t+1 to t)
  *          projected LSTM then hraw n = H: o * tanh(c), before W_hr
  *   GRU:   hn    n = H    linear_before_reset: W_hn h + b_hn; else r * hprev
- * Without lengths, or when every row has length T (or B = 1), row (t, b)
+ * Without lengths, or when every row has length T, row (t, b)
  * of a block is its row t*B + b, and boundary j's row b is j*B + b. Else the
  * rows run sorted by length, longest first (ties in batch order), and each
  * block holds tokens: the rows running at t = 0, then those at t = 1, ...,

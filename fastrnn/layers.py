@@ -304,13 +304,6 @@ class _RNNBase(Trainable, Module):
         c_n = np.empty((self.num_layers * D, B, H), self.dtype) if self._has_cell_state() else None
         if trace is not None:
             trace.start(T, B, lengths, unbatched)
-            if lengths is not None and not np.isfinite(x).all():
-                # Padding never reaches a gradient (as with packed sequences):
-                # the weight-gradient GEMMs read x, where a padded row meets
-                # a zero gradient, and only inf or NaN there would leak.
-                padded = np.arange(T)[:, None] >= lengths[None, :]
-                if padded.any():
-                    x = np.where(padded[:, :, None], 0, x).astype(self.dtype, copy=False)
         for layer in range(self.num_layers):
             if trace is not None:
                 trace.inputs.append(x)

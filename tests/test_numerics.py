@@ -183,25 +183,28 @@ def test_float32_sigmoid_underflows_like_torch(kind):
 @pytest.mark.parametrize("kind", KINDS, ids=KIND_IDS)
 def test_nonfinite_padding_never_reaches_results(kind):
     """NaN and inf in x past a sequence's length (padding) change nothing:
-    not the outputs, not the final states, not a gradient."""
+    not the outputs, not the final states, not a gradient; in a batch and
+    in a batch of one row."""
     rng = np.random.default_rng(3)
-    T, B, I, H = 6, 3, 2, 5
+    T, I, H = 6, 2, 5
     layer = kind.layer(I, H, num_layers=2, bidirectional=True, dtype=np.float64, seed=0)
-    lengths = np.array([6, 2, 0])
-    x = rng.standard_normal((T, B, I))
-    dirty = x.copy()
-    dirty[2:, 1] = np.nan
-    dirty[:, 2] = np.inf
-    want = layer(x, lengths=lengths)
-    got = layer(dirty, lengths=lengths)
-    for a, b in zip(
-        [got[0]] + split_state(kind.mode, got[1]), [want[0]] + split_state(kind.mode, want[1])
-    ):
-        np.testing.assert_array_equal(a, b)
-    y, _, cache = layer.forward(dirty, lengths=lengths)
-    dx, _ = layer.backward(np.ones_like(y), cache)
-    assert np.isfinite(dx).all()
-    assert all(np.isfinite(g).all() for g in layer.grads.values())
+    full = rng.standard_normal((T, 3, I))
+    for rows, lengths in (([0, 1, 2], np.array([6, 2, 0])), ([1], np.array([2]))):
+        x = full[:, rows]
+        dirty = x.copy()
+        for b, n in enumerate(lengths):
+            dirty[n:, b] = np.nan if b % 2 == 0 else np.inf
+        want = layer(x, lengths=lengths)
+        got = layer(dirty, lengths=lengths)
+        for a, b in zip(
+            [got[0]] + split_state(kind.mode, got[1]), [want[0]] + split_state(kind.mode, want[1])
+        ):
+            np.testing.assert_array_equal(a, b)
+        layer.zero_grad()
+        y, _, cache = layer.forward(dirty, lengths=lengths)
+        dx, _ = layer.backward(np.ones_like(y), cache)
+        assert np.isfinite(dx).all()
+        assert all(np.isfinite(g).all() for g in layer.grads.values())
 
 
 @pytest.mark.parametrize("kind", KINDS, ids=KIND_IDS)

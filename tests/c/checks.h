@@ -408,7 +408,7 @@ static void check_forward_run(const layer_case *c, fr_dtype dt, int with_cache, 
             first += len > 0;
             short_row |= len < T;
         }
-        const int sorted = c->lengths && B > 1 && short_row;
+        const int sorted = c->lengths && short_row;
         const size_t K = sorted ? tokens : (size_t)rows, extra = (size_t)rows * (G + 1) * HH;
         const size_t block[3][2] = {{0, K * G * HH},
                                     {(size_t)rows * G * HH, K * HH},
