@@ -148,7 +148,8 @@ typedef struct {
 /* Scratch needed by fr_backward (elements of the dtype): the gate gradients
  * of all T*B rows, packed for the weight gradients as each step makes them
  * (and two steps' worth as computed), W_hh^T and W_ih^T packed, dW^T of one
- * weight (max(I, H) * G*H), a few (B, H) and (G*H) vectors. */
+ * weight (max(I, H) * G*H), the running rows of x gathered for dW_ih (T*B*I),
+ * a few (B, H) and (G*H) vectors. */
 size_t fr_backward_work_size(const fr_layer *L, int T, int B);
 
 /* Backward over the sequence, from the cache a training fr_forward filled
@@ -158,9 +159,9 @@ size_t fr_backward_work_size(const fr_layer *L, int T, int B);
  * pre-activation gate gradients and dc, one GEMM gives dh(t-1) (GRU's
  * original form adds the product through W_hn) and one dx(t) while the
  * step's gate gradients are in cache. After the loop, dW_ih and dW_hh are
- * one GEMM each over all T*B rows, the bias and peephole gradients one
- * reduction. A row with t >= lengths[b] has zero gate
- * gradients and passes dh (and dc) through unchanged. */
+ * one GEMM each over the rows that ran (all T*B without lengths), the bias
+ * and peephole gradients one reduction. A row with t >= lengths[b] adds
+ * nothing, passes dh (and dc) through unchanged and gets dx = 0. */
 void fr_backward(const fr_layer *L, const fr_sequence *seq, const fr_sequence_grad *d,
                  const fr_grads *g, const fr_blas *blas);
 
