@@ -161,7 +161,8 @@ size_t fr_backward_work_size(const fr_layer *L, int T, int B);
  * step's gate gradients are in cache. After the loop, dW_ih and dW_hh are
  * one GEMM each over the rows that ran (all T*B without lengths), the bias
  * and peephole gradients one reduction. A row with t >= lengths[b] adds
- * nothing, passes dh (and dc) through unchanged and gets dx = 0. */
+ * nothing, passes dh (and dc) through unchanged and gets dx = 0 (with
+ * dx_accumulate, nothing added). */
 void fr_backward(const fr_layer *L, const fr_sequence *seq, const fr_sequence_grad *d,
                  const fr_grads *g, const fr_blas *blas);
 
