@@ -41,12 +41,13 @@
 #include "fastrnn.h"
 #include "simd.h"
 #include "cache_sizes.h"
+#include "panels.h"
 #ifdef FR_X86_SIMD
 #include <immintrin.h>
 #endif
 
-#define NR 32    /* columns per panel: the pack layout */
-#define MR_MAX 8 /* the most rows a kernel takes (AVX-512) */
+#define NR FR_PANEL /* columns per panel: the pack layout */
+#define MR_MAX 8    /* the most rows a kernel takes (AVX-512) */
 
 int fr_pack_col_block(void)
 {
@@ -94,32 +95,6 @@ static void store_cols(const float *acc, int j0, int j1, float beta, float *c)
             c[j] = beta * c[j] + acc[j];
 }
 
-/* Ask for the cache lines of c[lo .. hi) (one row of a kernel's output) at
- * the start of the kernel: its K loop (about a microsecond) then hides the
- * miss, where a load of c at the end (beta != 0: the step's slice of xg,
- * written long before, usually in DRAM) or the stores' read-for-ownership
- * would stall. A hint only: no fault, no change in the results. */
-static inline void prefetch_cols(const float *c, int lo, int hi)
-{
-    if (hi <= lo)
-        return;
-#ifdef __GNUC__
-    for (int j = lo; j < hi; j += 16)
-        __builtin_prefetch(c + j, 1, 3);
-    __builtin_prefetch(c + hi - 1, 1, 3);
-#else
-    (void)c;
-#endif
-}
-
-/* The column range [lo, hi) of panel p that lies in [n0, n1). */
-static void panel_cols(int p, int n0, int n1, int *lo, int *hi)
-{
-    int first = p * NR;
-    *lo = n0 > first ? n0 - first : 0;
-    *hi = n1 - first < NR ? n1 - first : NR;
-}
-
 /* ------------------------------------------------------------------------ */
 /* Portable C: MR_G rows x 32 columns, vectorized by the compiler.          */
 
@@ -147,7 +122,7 @@ static void matmul_generic(int at, int M, int n0, int n1, int K, int ldp, const 
 {
     for (int p = n0 / NR; p * NR < n1; p++) {
         int lo, hi;
-        panel_cols(p, n0, n1, &lo, &hi);
+        fr_panel_cols(p, n0, n1, &lo, &hi);
         const float *B = packed + (size_t)p * ldp * NR;
         for (int m = 0; m < M; m += MR_G) {
             int mr = M - m < MR_G ? M - m : MR_G;
@@ -175,7 +150,7 @@ AVX512_INLINE void kernel_avx512(const int mr, const int ku, const int at, int K
 #pragma GCC unroll 8
     for (int i = 0; i < mr; i++) {
         a[i] = at ? A + i : A + (size_t)i * lda;
-        prefetch_cols(C + (size_t)i * ldc, lo, hi);
+        fr_prefetch_cols(C + (size_t)i * ldc, lo, hi);
     }
 #pragma GCC unroll 4
     for (int u = 0; u < ku; u++)
@@ -274,7 +249,7 @@ AVX512_FN static void matmul_avx512(int at, int M, int n0, int n1, int K, int ld
 {
     for (int p = n0 / NR; p * NR < n1; p++) {
         int lo, hi;
-        panel_cols(p, n0, n1, &lo, &hi);
+        fr_panel_cols(p, n0, n1, &lo, &hi);
         const float *B = packed + (size_t)p * ldp * NR;
         float *Cp = C + (size_t)p * NR;
         for (int m = 0; m < M; m += MR_512) {
@@ -305,8 +280,8 @@ AVX2_INLINE void kernel_avx2(const int mr, const int ku, const int nv, const int
 #pragma GCC unroll 6
     for (int i = 0; i < mr; i++) {
         a[i] = at ? A + i : A + (size_t)i * lda;
-        prefetch_cols(C + (size_t)i * ldc, lo > off ? lo : off,
-                      hi - off < 8 * nv ? hi : off + 8 * nv);
+        fr_prefetch_cols(C + (size_t)i * ldc, lo > off ? lo : off,
+                         hi - off < 8 * nv ? hi : off + 8 * nv);
     }
 #pragma GCC unroll 4
     for (int u = 0; u < ku; u++)
@@ -416,7 +391,7 @@ AVX2_FN static void matmul_avx2(int at, int M, int n0, int n1, int K, int ldp, c
 {
     for (int p = n0 / NR; p * NR < n1; p++) {
         int lo, hi;
-        panel_cols(p, n0, n1, &lo, &hi);
+        fr_panel_cols(p, n0, n1, &lo, &hi);
         const float *B = packed + (size_t)p * ldp * NR;
         float *Cp = C + (size_t)p * NR;
         /* a last block of one row, M = 1 included, takes the whole panel at

@@ -29,13 +29,14 @@
 #include <string.h>
 
 #include "fastrnn.h"
+#include "panels.h"
 #include "simd.h"
 #ifdef FR_X86_SIMD
 #include <immintrin.h>
 #endif
 
-#define NR 32  /* rows of W (columns of C) per panel: the pack layout */
-#define QB 128 /* bytes of a k-quad of a panel: NR * 4 */
+#define NR FR_PANEL /* rows of W (columns of C) per panel: the pack layout */
+#define QB (NR * 4) /* bytes of a k-quad of a panel */
 
 int fr_qpack_col_block(void)
 {
@@ -140,23 +141,25 @@ void fr_quantize_pack_s8(int N, int K, const float *W, int8_t *packed, float *sc
  * the same max (exact, in any order), and per element the same decision
  * (round_quotient; the SIMD forms round with an explicit mode). */
 
-/* scale of a row from its max; *inv = 1/scale, or 0 for a zero row */
-static float row_scale(float amax, double *inv)
+/* A row's scale from its max, and *inv = 1/scale; a zero row (scale 0) gets
+ * all its Kp codes 64 here, and 0 is returned: nothing left to quantize */
+static int row_scale(float amax, int Kp, uint8_t *q, float *scale, double *inv)
 {
     const float s = amax / 63.0f;
+    *scale = s > 0 ? s : 0.0f;
     *inv = s > 0 ? 1.0 / (double)s : 0.0;
-    return s > 0 ? s : 0.0f;
+    if (s > 0)
+        return 1;
+    if (Kp)
+        memset(q, 64, (size_t)Kp);
+    return 0;
 }
 
 static void quantize_row_generic(int K, int Kp, const float *x, uint8_t *q, float *scale)
 {
     double inv;
-    *scale = row_scale(max_abs(K, x), &inv);
-    if (inv == 0) {
-        if (Kp)
-            memset(q, 64, (size_t)Kp);
+    if (!row_scale(max_abs(K, x), Kp, q, scale, &inv))
         return;
-    }
     for (int k = 0; k < K; k++)
         q[k] = (uint8_t)(quantize_value(x[k], inv, 63.0) + 64);
     for (int k = K; k < Kp; k++)
@@ -217,12 +220,8 @@ AVX2_FN static void quantize_row_avx2(int K, int Kp, const float *x, uint8_t *q,
         amax = v > amax ? v : amax;
     }
     double inv;
-    *scale = row_scale(amax, &inv);
-    if (inv == 0) {
-        if (Kp)
-            memset(q, 64, (size_t)Kp);
+    if (!row_scale(amax, Kp, q, scale, &inv))
         return;
-    }
     const __m256d vinv = _mm256_set1_pd(inv);
     const __m256 finv = _mm256_set1_ps((float)inv), near = _mm256_set1_ps(NEAR_TIE);
     const int fast = inv < FAST_INV_MAX;
@@ -282,12 +281,8 @@ AVX512_FN static void quantize_row_avx512(int K, int Kp, const float *x, uint8_t
         m = _mm512_max_ps(_mm512_abs_ps(_mm512_maskz_loadu_ps(in, x + k)), m);
     }
     double inv;
-    *scale = row_scale(_mm512_reduce_max_ps(m), &inv);
-    if (inv == 0) {
-        if (Kp)
-            memset(q, 64, (size_t)Kp);
+    if (!row_scale(_mm512_reduce_max_ps(m), Kp, q, scale, &inv))
         return;
-    }
     /* lanes in [K, Kp) load 0 and store its code, 64: the padding */
     const __m512d vinv = _mm512_set1_pd(inv);
     const __m512 finv = _mm512_set1_ps((float)inv), near = _mm512_set1_ps(NEAR_TIE);
@@ -341,14 +336,6 @@ void fr_quantize_rows_u7(int M, int K, const float *A, int lda, uint8_t *Aq, int
 /* ------------------------------------------------------------------------ */
 /* The product                                                              */
 
-/* The columns [lo, hi) of panel p that lie in [n0, n1). */
-static void panel_cols(int p, int n0, int n1, int *lo, int *hi)
-{
-    int first = p * NR;
-    *lo = n0 > first ? n0 - first : 0;
-    *hi = n1 - first < NR ? n1 - first : NR;
-}
-
 static inline int32_t load_i32(const uint8_t *p)
 {
     int32_t v;
@@ -367,22 +354,6 @@ static void store_row(const uint32_t *sum, const int32_t *rowsum, const float *w
         const float v = (float)acc * (as * wscale[j]);
         c[j] = beta == 0.0f ? v : fmaf(beta, c[j], v);
     }
-}
-
-/* Ask for the cache lines of c[lo .. hi) before the K loop (as matmul.c):
- * in a time loop C is the step's slice of the input projection, often cold.
- * A hint only. */
-static inline void prefetch_cols(const float *c, int lo, int hi)
-{
-    if (hi <= lo)
-        return;
-#ifdef __GNUC__
-    for (int j = lo; j < hi; j += 16)
-        __builtin_prefetch(c + j, 1, 3);
-    __builtin_prefetch(c + hi - 1, 1, 3);
-#else
-    (void)c;
-#endif
 }
 
 /* The arguments every kernel takes: rows [m, m + mr) of A (A, ascale at
@@ -469,7 +440,7 @@ VNNI_INLINE void kernel_vnni(const int mr, const int ku, KERNEL_ARGS)
     __m512i acc[4][MR_VNNI][2];
 #pragma GCC unroll 8
     for (int i = 0; i < mr; i++)
-        prefetch_cols(C + (size_t)i * ldc, lo, hi);
+        fr_prefetch_cols(C + (size_t)i * ldc, lo, hi);
 #pragma GCC unroll 4
     for (int u = 0; u < ku; u++)
 #pragma GCC unroll 8
@@ -564,8 +535,8 @@ AVX2_INLINE void kernel_avx2(const int mr, const int nv, int off, KERNEL_ARGS)
     const int8_t *b = B + 4 * off;
 #pragma GCC unroll 4
     for (int i = 0; i < mr; i++) {
-        prefetch_cols(C + (size_t)i * ldc, lo > off ? lo : off,
-                      hi - off < 8 * nv ? hi : off + 8 * nv);
+        fr_prefetch_cols(C + (size_t)i * ldc, lo > off ? lo : off,
+                         hi - off < 8 * nv ? hi : off + 8 * nv);
 #pragma GCC unroll 4
         for (int v = 0; v < nv; v++)
             acc[i][v] = _mm256_setzero_si256();
@@ -672,7 +643,7 @@ void fr_qmatmul_f32(int M, int n0, int n1, int K, const uint8_t *Aq, int ldq, co
     const int run = which_kernel();
     for (int p = n0 / NR; p * NR < n1; p++) {
         int lo, hi;
-        panel_cols(p, n0, n1, &lo, &hi);
+        fr_panel_cols(p, n0, n1, &lo, &hi);
         const int8_t *B = Kq ? packed + (size_t)p * Kq * QB : packed;
         const int32_t *rs = rowsum + (size_t)p * NR;
         const float *ws = wscale + (size_t)p * NR;
